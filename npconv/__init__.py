@@ -1,0 +1,37 @@
+"""npconv: 2-D convolution and MobileNet from first principles.
+
+Readable NumPy/Numba reference kernels that count the multiply-accumulates they execute,
+an oracle for property-testing PyTorch, and closed-form formulas held against the counts.
+
+    import numpy as np, npconv
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8), dtype=np.float32)
+    w = np.random.default_rng(1).standard_normal((16, 3, 3, 3), dtype=np.float32)
+    with npconv.count() as tally:
+        y = npconv.conv2d(x, w, padding=1)
+    tally.macs == npconv.formulas.conv2d_macs(1, 3, 16, 8, 3)   # True
+
+Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
+"""
+
+from . import formulas
+from .counting import Tally, count
+from .functional import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
+from .geometry import Conv2dGeometry, conv2d_geometry
+from .tolerance import assert_close_to_reference, assert_within_bound, conv2d_error_bound
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Conv2dGeometry",
+    "Tally",
+    "assert_close_to_reference",
+    "assert_within_bound",
+    "conv2d",
+    "conv2d_error_bound",
+    "conv2d_geometry",
+    "count",
+    "depthwise_conv2d",
+    "depthwise_separable_conv2d",
+    "formulas",
+    "pointwise_conv2d",
+]

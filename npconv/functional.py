@@ -1,0 +1,148 @@
+"""The functional API, mirroring `torch.nn.functional`: NumPy arrays in and out, NCHW.
+
+    conv2d                      any stride / padding / dilation / groups / padding_mode
+    depthwise_conv2d            groups == C_in, one (or M) filters per input channel
+    pointwise_conv2d            a 1x1 convolution: a per-pixel matrix product over channels
+    depthwise_separable_conv2d  pointwise(depthwise(x)): MobileNet's factorisation
+
+Precision: float32 and float64 are computed in their own precision (the accumulator is the
+output array, of the input's dtype). float16 is widened to float32, accumulated in float32
+and rounded to float16 once per output element, as PyTorch's CPU kernels do; the result is
+float16. The output dtype is always the input dtype; input, weight and bias must share it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import counting
+from .geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
+from .kernels import conv2d as conv2d_kernel
+from .kernels.pad2d import padded
+
+
+def conv2d(
+    input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """2-D cross-correlation with `torch.nn.Conv2d`'s semantics.
+
+    Shapes: input (N, C_in, H, W) or unbatched (C_in, H, W); weight (C_out, C_in/groups, kH, kW);
+    bias (C_out,) or None; returns (N, C_out, OH, OW) (or (C_out, OH, OW)) with
+    OH = floor((H + pad_top + pad_bottom - dilation_h*(kH-1) - 1) / stride_h) + 1, likewise OW.
+
+    stride, dilation: int or (h, w). padding: int, (h, w), "valid" or "same" (PyTorch's rule:
+    d*(k-1) in total, the odd pixel at the bottom/right; stride must be 1). padding_mode:
+    "zeros", "reflect", "replicate" or "circular", applied as `nn.Conv2d` does, before the
+    convolution. Depthwise with channel multiplier M is groups == C_in with C_out = M*C_in.
+
+    Inside `npconv.count()`, records under op "conv2d" the MACs, padding MACs and bias adds
+    its loops executed. float16: see the module docstring.
+    """
+    input = check_array(input, "input")
+    weight = check_array(weight, "weight")
+    if bias is not None:
+        bias = check_array(bias, "bias")
+    check_same_dtype(input, weight, bias)
+    geometry = conv2d_geometry(
+        input.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation, groups, padding_mode
+    )
+    return _conv2d(input, weight, bias, geometry, op="conv2d")
+
+
+def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str) -> np.ndarray:
+    g = geometry
+    out_dtype = input.dtype
+    compute_dtype = np.float32 if out_dtype == np.float16 else out_dtype
+    x = input[np.newaxis] if g.unbatched else input
+    x = x.astype(compute_dtype, copy=False)
+    x_pad = padded(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right, g.padding_mode)
+    w = np.ascontiguousarray(weight, dtype=compute_dtype)
+    b = np.zeros(0, compute_dtype) if bias is None else np.ascontiguousarray(bias, dtype=compute_dtype)
+    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=compute_dtype)
+    macs, padding_macs, bias_adds = conv2d_kernel.conv2d(
+        x_pad, w, b, g.has_bias, y, g.groups,
+        g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, g.height, g.width,
+    )
+    counting.record(op, macs=macs, padding_macs=padding_macs, bias_adds=bias_adds)
+    y = y.astype(out_dtype, copy=False)
+    return y[0] if g.unbatched else y
+
+
+def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, padding_mode="zeros"):
+    """Depthwise convolution: each input channel convolved with its own filter(s).
+
+    weight (C_in*M, 1, kH, kW) for a channel multiplier M; equals
+    `conv2d(..., groups=C_in)`. Output channel o reads input channel o // M only, so a
+    pixel costs kH*kW MACs per output channel instead of C_in*kH*kW. Recorded as op
+    "depthwise_conv2d".
+    """
+    input = check_array(input, "input")
+    weight = check_array(weight, "weight")
+    if weight.ndim != 4 or weight.shape[1] != 1:
+        raise ValueError(
+            f"depthwise_conv2d(): expected weight of shape (C_in * M, 1, kH, kW), but got {list(weight.shape)}"
+        )
+    if input.ndim not in (3, 4):
+        raise ValueError(
+            f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(input.shape)}"
+        )
+    in_channels = input.shape[-3]
+    if bias is not None:
+        bias = check_array(bias, "bias")
+    check_same_dtype(input, weight, bias)
+    geometry = conv2d_geometry(
+        input.shape, weight.shape, None if bias is None else bias.shape,
+        stride, padding, dilation, in_channels, padding_mode,
+    )
+    return _conv2d(input, weight, bias, geometry, op="depthwise_conv2d")
+
+
+def pointwise_conv2d(input, weight, bias=None, stride=1):
+    """Pointwise (1x1) convolution: y[n, o, i, j] = b[o] + sum_c w[o, c] x[n, c, i*s, j*s].
+
+    weight (C_out, C_in, 1, 1) or (C_out, C_in). A matrix product over channels at every
+    pixel; no padding. Recorded as op "pointwise_conv2d".
+    """
+    input = check_array(input, "input")
+    weight = check_array(weight, "weight")
+    if weight.ndim == 2:
+        weight = weight[:, :, np.newaxis, np.newaxis]
+    if weight.ndim != 4 or weight.shape[2:] != (1, 1):
+        raise ValueError(
+            f"pointwise_conv2d(): expected weight of shape (C_out, C_in, 1, 1) or (C_out, C_in), "
+            f"but got {list(weight.shape)}"
+        )
+    if bias is not None:
+        bias = check_array(bias, "bias")
+    check_same_dtype(input, weight, bias)
+    geometry = conv2d_geometry(input.shape, weight.shape, None if bias is None else bias.shape, stride, 0, 1, 1)
+    return _conv2d(input, weight, bias, geometry, op="pointwise_conv2d")
+
+
+def depthwise_separable_conv2d(
+    input,
+    depthwise_weight,
+    pointwise_weight,
+    depthwise_bias=None,
+    pointwise_bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    padding_mode="zeros",
+):
+    """MobileNet's depthwise separable convolution: pointwise(depthwise(x)).
+
+    depthwise_weight (C_in*M, 1, kH, kW), pointwise_weight (C_out, C_in*M, 1, 1). Stride,
+    padding and dilation belong to the depthwise step. Against a standard kH x kW
+    convolution from C_in to C_out its MACs shrink by 1/C_out + 1/(kH*kW) (for M = 1);
+    see `npconv.formulas.separable_to_standard_ratio`.
+    """
+    hidden = depthwise_conv2d(input, depthwise_weight, depthwise_bias, stride, padding, dilation, padding_mode)
+    return pointwise_conv2d(hidden, pointwise_weight, pointwise_bias)

@@ -1,0 +1,48 @@
+"""Hypothesis profiles and shared fixtures for the reference tests.
+
+Profiles, chosen by the environment variable NPCONV_HYPOTHESIS_PROFILE:
+    ci        (default) derandomized, few examples: a green main stays green, CI stays fast
+    dev       random, a few more examples, for local work
+    thorough  random, >= 2,000 examples per property, no deadline: exploration
+A failure found while exploring becomes an @example or a regression test before the fix.
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+settings.register_profile("ci", max_examples=25, derandomize=True, print_blob=True, **_COMMON)
+settings.register_profile("dev", max_examples=100, print_blob=True, **_COMMON)
+settings.register_profile("thorough", max_examples=2000, print_blob=True, **_COMMON)
+settings.load_profile(os.environ.get("NPCONV_HYPOTHESIS_PROFILE", "ci"))
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+CUDA = _cuda_available()
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_tf32():
+    """TF32 would round conv inputs to 10 mantissa bits on CUDA; the float32 bound assumes it is off."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
