@@ -161,7 +161,8 @@ def assert_within_bound(actual, reference, bound, *, what: str = "result") -> No
             f"got {actual[idx]}, reference {reference[idx]}"
         )
     finite = judged & np.isfinite(reference)
-    err = np.where(finite, np.abs(actual - reference), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(finite, np.abs(actual - reference), 0.0)
     over = finite & ~(err <= bound)
     if over.any():
         ratio = np.where(over, err / np.maximum(bound, np.finfo(np.float64).tiny), 0.0)

@@ -1,0 +1,287 @@
+"""Hypothesis strategies for property-testing 2-D convolutions (yours or PyTorch's).
+
+The usual pattern draws a configuration, then arrays for it:
+
+    from hypothesis import given, strategies as st
+    from npconv.strategies import conv2d_configs, conv2d_arrays
+
+    @given(st.data())
+    def test_torch_conv2d_matches_npconv(data):
+        cfg = data.draw(conv2d_configs(padding_modes=("zeros",)))
+        x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
+        out = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                         None if b is None else torch.from_numpy(b),
+                                         **cfg.functional_kwargs())
+        npconv.assert_close_to_reference(out, x, w, b, **cfg.kwargs())
+
+`Conv2dConfig` is valid by construction: channels are multiples of groups, the dilated
+kernel fits the padded input, reflect padding is narrower than the input, circular
+padding at most as wide, "same" only with stride 1. `invalid_conv2d_configs()` breaks
+exactly one rule of a valid configuration and says which (`cfg.broken`).
+
+Arrays come from a NumPy generator seeded by Hypothesis (fast, reproducible, shrinks by
+seed), with value families: "normal" (standard normal), "integers" (small integers, so
+that sums are exact), "wide" (magnitudes spread over many binades), and "special"
+(normal values with a few NaN / +-Inf planted in the input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .geometry import PADDING_MODES
+
+__all__ = ["Conv2dConfig", "conv2d_configs", "conv2d_arrays", "invalid_conv2d_configs", "VALUE_FAMILIES"]
+
+VALUE_FAMILIES = ("normal", "integers", "wide", "special")
+
+
+@dataclass(frozen=True)
+class Conv2dConfig:
+    """One conv2d call's shapes and arguments. `broken` names the rule an invalid one breaks."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    height: int
+    width: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] | str
+    dilation: tuple[int, int]
+    padding_mode: str = "zeros"
+    bias: bool = True
+    unbatched: bool = False
+    broken: str | None = None
+    input_shape_override: tuple[int, ...] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.input_shape_override is not None:
+            return self.input_shape_override
+        shape = (self.batch, self.in_channels, self.height, self.width)
+        return shape[1:] if self.unbatched else shape
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_channels // max(self.groups, 1)) + tuple(self.kernel_size)
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of `npconv.conv2d` (and of `nn.Conv2d`, with in/out channels)."""
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                    groups=self.groups, padding_mode=self.padding_mode)
+
+    def functional_kwargs(self) -> dict:
+        """Keyword arguments of `torch.nn.functional.conv2d` (zeros padding only)."""
+        assert self.padding_mode == "zeros", "F.conv2d has no padding_mode; use nn.Conv2d"
+        kw = self.kwargs()
+        del kw["padding_mode"]
+        return kw
+
+
+def _padding_limits(mode: str, size: int) -> int:
+    """The largest padding a mode allows on an axis of this size (zeros: unbounded, capped at 3)."""
+    if mode == "reflect":
+        return min(3, size - 1)
+    if mode == "circular":
+        return min(3, size)
+    return 3
+
+
+@st.composite
+def conv2d_configs(
+    draw,
+    *,
+    max_batch: int = 2,
+    max_channels_per_group: int = 4,
+    max_groups: int = 4,
+    max_size: int = 9,
+    max_kernel: int = 4,
+    max_stride: int = 3,
+    max_dilation: int = 3,
+    padding_modes=PADDING_MODES,
+    allow_string_padding: bool = True,
+    allow_unbatched: bool = True,
+    allow_empty_batch: bool = True,
+    depthwise: bool | None = None,
+) -> Conv2dConfig:
+    """Valid conv2d configurations, small enough to run thousands of times.
+
+    depthwise=True draws groups == in_channels (with a channel multiplier); False forbids
+    groups > 1; None draws any groups.
+    """
+    min_batch = 0 if allow_empty_batch else 1
+    batch = draw(st.integers(min_batch, max_batch))
+    if depthwise is False:
+        groups = 1
+    else:
+        groups = draw(st.integers(1, max_groups))
+    in_per_group = 1 if depthwise else draw(st.integers(1, max_channels_per_group))
+    out_per_group = draw(st.integers(1, max_channels_per_group))
+    kh = draw(st.integers(1, max_kernel))
+    kw = draw(st.integers(1, max_kernel))
+    dh = draw(st.integers(1, max_dilation))
+    dw = draw(st.integers(1, max_dilation))
+    mode = draw(st.sampled_from(padding_modes))
+    padding_kind = draw(st.sampled_from(("ints", "same", "valid") if allow_string_padding else ("ints",)))
+    if padding_kind == "same":
+        stride = (1, 1)
+    else:
+        stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
+
+    # Input size: large enough for the dilated kernel (after padding) and for the mode's limits.
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    height = draw(st.integers(1, max(1, max_size)))
+    width = draw(st.integers(1, max(1, max_size)))
+    if padding_kind == "same":
+        padding: tuple[int, int] | str = "same"
+        pads = ((span_h - 1) // 2 + (span_h - 1) % 2, (span_w - 1) // 2 + (span_w - 1) % 2)  # larger side
+        if mode == "reflect":
+            height, width = max(height, pads[0] + 1), max(width, pads[1] + 1)
+        elif mode == "circular":
+            height, width = max(height, pads[0]), max(width, pads[1])
+    elif padding_kind == "valid":
+        padding = "valid"
+        height, width = max(height, span_h), max(width, span_w)
+    else:
+        ph = draw(st.integers(0, _padding_limits(mode, height)))
+        pw = draw(st.integers(0, _padding_limits(mode, width)))
+        height = max(height, span_h - 2 * ph)
+        width = max(width, span_w - 2 * pw)
+        padding = (ph, pw)
+    return Conv2dConfig(
+        batch=batch,
+        in_channels=in_per_group * groups,
+        out_channels=out_per_group * groups,
+        groups=groups,
+        height=height,
+        width=width,
+        kernel_size=(kh, kw),
+        stride=stride,
+        padding=padding,
+        dilation=(dh, dw),
+        padding_mode=mode,
+        bias=draw(st.booleans()),
+        unbatched=allow_unbatched and batch == 1 and draw(st.booleans()),
+    )
+
+
+@st.composite
+def conv2d_arrays(draw, config: Conv2dConfig, dtype=np.float32, values=None):
+    """(input, weight, bias or None) for `config`, C-contiguous, of `dtype`.
+
+    values: one of VALUE_FAMILIES, or None to draw the family too ("special" is only drawn
+    when asked for explicitly). Seeded from Hypothesis, so failures reproduce and shrink.
+    """
+    family = values if values is not None else draw(st.sampled_from(("normal", "integers", "wide")))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+
+    def make(shape):
+        if family == "integers":
+            return rng.integers(-4, 5, size=shape).astype(dtype)
+        if family == "wide":
+            mantissa = rng.standard_normal(shape)
+            return (mantissa * 2.0 ** rng.integers(-8, 9, size=shape)).astype(dtype)
+        return rng.standard_normal(shape).astype(dtype)
+
+    x = make(config.input_shape)
+    w = make(config.weight_shape)
+    b = make((config.out_channels,)) if config.bias else None
+    if family == "special" and x.size:
+        planted = rng.integers(1, min(4, x.size) + 1)
+        flat = x.reshape(-1)
+        for k in rng.choice(x.size, size=planted, replace=False):
+            flat[k] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=dtype))
+    return x, w, b
+
+
+_BREAKERS = (
+    "stride_not_positive",
+    "padding_negative",
+    "dilation_below_one",
+    "groups_not_positive",
+    "groups_not_dividing_out_channels",
+    "channel_mismatch",
+    "kernel_larger_than_padded_input",
+    "same_with_stride",
+    "unknown_padding_string",
+    "unknown_padding_mode",
+    "reflect_padding_too_wide",
+    "circular_padding_too_wide",
+    "input_ndim",
+)
+
+
+@st.composite
+def invalid_conv2d_configs(draw, *, rules=_BREAKERS) -> Conv2dConfig:
+    """A valid configuration with exactly one rule broken; `.broken` names the rule.
+
+    Some breakers need room (a padding mode's limit, a kernel that can outgrow the input);
+    the configuration is adjusted so that the rule really is broken.
+    """
+    rule = draw(st.sampled_from(rules))
+    cfg = draw(conv2d_configs(allow_string_padding=False, allow_unbatched=False, allow_empty_batch=False,
+                              padding_modes=("zeros",)))
+    neg = draw(st.integers(-3, 0))
+    if rule == "stride_not_positive":
+        cfg = replace(cfg, stride=(neg, cfg.stride[1]) if draw(st.booleans()) else (cfg.stride[0], neg))
+    elif rule == "padding_negative":
+        cfg = replace(cfg, padding=(min(neg, -1), cfg.padding[1]))
+    elif rule == "dilation_below_one":
+        cfg = replace(cfg, dilation=(cfg.dilation[0], neg))
+    elif rule == "groups_not_positive":
+        cfg = replace(cfg, groups=neg)
+    elif rule == "groups_not_dividing_out_channels":
+        groups = draw(st.integers(2, 4))
+        out = draw(st.integers(1, 9).filter(lambda o: o % groups))
+        cfg = replace(cfg, groups=groups, in_channels=groups * draw(st.integers(1, 3)), out_channels=out)
+    elif rule == "channel_mismatch":
+        wrong = draw(st.integers(1, cfg.in_channels + 3).filter(lambda c: c != cfg.in_channels))
+        shape = (cfg.batch, wrong, cfg.height, cfg.width)
+        return replace(cfg, input_shape_override=shape, broken=rule)
+    elif rule == "kernel_larger_than_padded_input":
+        kh = draw(st.integers(2, 5))
+        ph = cfg.padding[0]
+        height = draw(st.integers(1, max(1, cfg.dilation[0] * (kh - 1) - 2 * ph)))
+        cfg = replace(cfg, kernel_size=(kh, cfg.kernel_size[1]), height=height)
+    elif rule == "same_with_stride":
+        cfg = replace(cfg, padding="same", stride=(draw(st.integers(2, 3)), cfg.stride[1]))
+    elif rule == "unknown_padding_string":
+        cfg = replace(cfg, padding=draw(st.sampled_from(("full", "SAME", "Valid", ""))))
+    elif rule == "unknown_padding_mode":
+        cfg = replace(cfg, padding_mode=draw(st.sampled_from(("zero", "symmetric", "edge", "wrap"))))
+    elif rule == "reflect_padding_too_wide":
+        height = draw(st.integers(1, 5))
+        cfg = replace(cfg, padding_mode="reflect", height=height,
+                      padding=(draw(st.integers(height, height + 2)), cfg.padding[1]),
+                      kernel_size=(1, cfg.kernel_size[1]), stride=(1, cfg.stride[1]))
+        cfg = _fit_width(cfg, "reflect")
+    elif rule == "circular_padding_too_wide":
+        width = draw(st.integers(1, 5))
+        cfg = replace(cfg, padding_mode="circular", width=width,
+                      padding=(cfg.padding[0], draw(st.integers(width + 1, width + 3))),
+                      kernel_size=(cfg.kernel_size[0], 1))
+        cfg = _fit_height(cfg, "circular")
+    elif rule == "input_ndim":
+        full = (cfg.batch, cfg.in_channels, cfg.height, cfg.width)
+        shape = draw(st.sampled_from((full[2:], (1,) + full, full[3:])))
+        return replace(cfg, input_shape_override=shape, broken=rule)
+    return replace(cfg, broken=rule)
+
+
+def _fit_width(cfg: Conv2dConfig, mode: str) -> Conv2dConfig:
+    """Keep the other axis valid under `mode` so that only one rule is broken."""
+    pw = cfg.padding[1]
+    width = max(cfg.width, pw + 1, cfg.dilation[1] * (cfg.kernel_size[1] - 1) + 1)
+    return replace(cfg, width=width)
+
+
+def _fit_height(cfg: Conv2dConfig, mode: str) -> Conv2dConfig:
+    ph = cfg.padding[0]
+    height = max(cfg.height, ph, cfg.dilation[0] * (cfg.kernel_size[0] - 1) + 1 - 2 * ph, 1)
+    return replace(cfg, height=height)
