@@ -246,9 +246,10 @@ def invalid_conv2d_configs(draw, *, rules=_BREAKERS) -> Conv2dConfig:
         return replace(cfg, input_shape_override=shape, broken=rule)
     elif rule == "kernel_larger_than_padded_input":
         kh = draw(st.integers(2, 5))
-        ph = cfg.padding[0]
-        height = draw(st.integers(1, max(1, cfg.dilation[0] * (kh - 1) - 2 * ph)))
-        cfg = replace(cfg, kernel_size=(kh, cfg.kernel_size[1]), height=height)
+        span = cfg.dilation[0] * (kh - 1) + 1  # >= 2
+        ph = draw(st.integers(0, (span - 2) // 2))
+        height = draw(st.integers(1, span - 1 - 2 * ph))  # padded height < span
+        cfg = replace(cfg, kernel_size=(kh, cfg.kernel_size[1]), height=height, padding=(ph, cfg.padding[1]))
     elif rule == "same_with_stride":
         cfg = replace(cfg, padding="same", stride=(draw(st.integers(2, 3)), cfg.stride[1]))
     elif rule == "unknown_padding_string":
