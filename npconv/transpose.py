@@ -152,7 +152,12 @@ def conv_transpose2d_geometry(
         raise ValueError(
             f"kernel size should be greater than zero, but got kernel_height: {kernel_h} kernel_width: {kernel_w}"
         )
-    if weight_in <= 0 or out_per_group <= 0:
+    if weight_in < groups:
+        raise ValueError(
+            f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
+            f"but got weight of size {list(weight_shape)} instead"
+        )
+    if out_per_group <= 0:
         raise ValueError(f"non-empty 4D weight tensor expected, but got: {list(weight_shape)}")
     if weight_in % groups != 0:
         raise ValueError(
