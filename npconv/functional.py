@@ -42,8 +42,11 @@ def conv2d(
     "zeros", "reflect", "replicate" or "circular", applied as `nn.Conv2d` does, before the
     convolution. Depthwise with channel multiplier M is groups == C_in with C_out = M*C_in.
 
+    Precision: float32 / float64 accumulate in their own dtype; float16 is widened to
+    float32, accumulated in float32 and rounded to float16 once per output element.
+
     Inside `npconv.count()`, records under op "conv2d" the MACs, padding MACs and bias adds
-    its loops executed. float16: see the module docstring.
+    its loops executed (see docs/semantics.md for the conventions).
     """
     input = check_array(input, "input")
     weight = check_array(weight, "weight")

@@ -114,3 +114,17 @@ def test_batch_of_zero_has_the_right_shape():
     y = npconv.conv2d(x, w, stride=2, padding=1, groups=2)
     assert y.shape == tuple(torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                                        stride=2, padding=1, groups=2).shape)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_inf_weight_times_zero_padding_is_nan_in_both(device):
+    """Both compute the dense sum over the padded input: an infinite weight meets a padding
+    zero at the border, inf * 0 = NaN. (A kernel that skipped padding taps would give inf.)"""
+    x = np.ones((1, 1, 3, 3), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    w[0, 0, 0, 0] = np.inf
+    ours = npconv.conv2d(x, w, padding=1)
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device),
+                                        padding=1).cpu().numpy()
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    assert np.isnan(ours[0, 0, 0]).all() and np.isinf(ours[0, 0, 1:, 1:]).all()
