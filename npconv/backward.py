@@ -35,6 +35,8 @@ output's shape and the input's dtype.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import counting
@@ -130,8 +132,8 @@ def conv2d_backward(
     input = check_array(input, "input", op)
     weight = check_array(weight, "weight", op)
     check_same_dtype(input, weight, None)
-    g = conv2d_geometry(input.shape, weight.shape, (weight.shape[0],) if bias and np.ndim(weight) == 4 else None,
-                        stride, padding, dilation, groups, padding_mode)
+    g = conv2d_geometry(input.shape, weight.shape, None, stride, padding, dilation, groups, padding_mode)
+    g = replace(g, has_bias=bias)
     grad_output = _check_grad_output(grad_output, input, g.output_shape, op)
     return _conv2d_backward(grad_output, input, weight, g, needs_input_grad)
 
@@ -197,9 +199,8 @@ def conv_transpose2d_backward(
     input = check_array(input, "input", op)
     weight = check_array(weight, "weight", op)
     check_same_dtype(input, weight, None)
-    bias_shape = (weight.shape[1] * groups,) if bias and np.ndim(weight) == 4 and isinstance(groups, int) else None
-    g = conv_transpose2d_geometry(input.shape, weight.shape, bias_shape, stride, padding, output_padding,
-                                  groups, dilation)
+    g = conv_transpose2d_geometry(input.shape, weight.shape, None, stride, padding, output_padding, groups, dilation)
+    g = replace(g, has_bias=bias)
     grad_output = _check_grad_output(grad_output, input, g.output_shape, op)
     return _conv_transpose2d_backward(grad_output, input, weight, g, needs_input_grad)
 

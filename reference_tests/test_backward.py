@@ -209,6 +209,17 @@ def test_conv2d_backward_rejects_bad_arguments():
         conv2d_backward(gy, x, w, padding_mode="mirror")
     with pytest.raises(TypeError, match="numpy.ndarray"):
         conv2d_backward(gy.tolist(), x, w)
+    with pytest.raises(ValueError, match=r"grad_output has a shape of \[1, 4, 5, 5\] and the output of conv_transpose2d"):
+        conv_transpose2d_backward(np.ones((1, 4, 5, 5)), np.ones((1, 2, 3, 3)), np.ones((2, 2, 2, 2)), groups=2)
+
+
+def test_numpy_integer_groups_keep_the_bias_gradient():
+    """Regression: a NumPy integer for groups once made conv_transpose2d_backward drop grad_bias."""
+    x, w = np.ones((1, 4, 3, 3)), np.ones((4, 2, 2, 2))
+    _, _, grad_bias = conv_transpose2d_backward(np.ones((1, 4, 4, 4)), x, w, groups=np.int64(2))
+    np.testing.assert_array_equal(grad_bias, np.full(4, 16.0))
+    _, _, grad_bias = conv2d_backward(np.ones((1, 4, 2, 2)), x, w, groups=np.int64(2))
+    np.testing.assert_array_equal(grad_bias, np.full(4, 4.0))
 
 
 # --- conv_transpose2d ----------------------------------------------------------------
