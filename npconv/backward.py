@@ -119,8 +119,8 @@ def conv2d_backward(
     input needs no gradient: PyTorch skips it too). Every configuration `npconv.conv2d`
     accepts is accepted, padding="same" and the four padding modes included:
 
-        grad_input[n, c, a, b]  = sum over padded positions (r, s) that copy x[n, c, a, b] of
-                                  sum_{o, p, q : r = i*s_h + p*d_h, s = j*s_w + q*d_w} gy[n, o, i, j] w[o, c', p, q]
+        gx_pad[n, g*Cg + c, i*s_h + p*d_h, j*s_w + q*d_w] += gy[n, o, i, j] w[o, c, p, q]   (all n, o, i, j, c, p, q)
+        grad_input[n, :, a, b]  = sum of gx_pad[n, :, r, t] over the padded positions (r, t) that copy (a, b)
         grad_weight[o, c, p, q] = sum_{n, i, j} gy[n, o, i, j] x_pad[n, g*Cg + c, i*s_h + p*d_h, j*s_w + q*d_w]
         grad_bias[o]            = sum_{n, i, j} gy[n, o, i, j]
 
