@@ -96,7 +96,27 @@ def test_raises_exactly_when_torch_does_over_unconstrained_configurations(data):
     # the channel count the weight implies so that both see the same call.
     cfg.in_channels = weight_in * groups if groups > 0 else in_channels
     theirs = torch_raises(cfg, x, w, None)
+    if shape[0] == 0 and 0 in kwargs["dilation"] and theirs is None:
+        # PyTorch skips its dilation check on an empty batch (test_torch_accepts_dilation_zero_
+        # on_an_empty_batch); npconv rejects the argument whatever the batch size.
+        assert isinstance(ours, ValueError) and "dilation" in str(ours)
+        return
     assert (ours is None) == (theirs is None), f"npconv: {ours!r}; torch: {theirs!r}"
+
+
+def test_torch_accepts_dilation_zero_on_an_empty_batch():
+    """Found by the thorough profile: with N = 0, F.conv2d accepts dilation 0 (and then uses a
+    kernel span of 1), although it rejects it for N >= 1. npconv rejects it for every N. If this
+    test fails, PyTorch changed and the special case in the property above can go."""
+    import torch
+
+    x = torch.zeros(0, 4, 2, 2)
+    w = torch.zeros(2, 4, 3, 3)
+    assert torch.nn.functional.conv2d(x, w, dilation=0).shape == (0, 2, 2, 2)
+    with pytest.raises(RuntimeError, match="dilation should be greater than zero"):
+        torch.nn.functional.conv2d(torch.zeros(1, 4, 2, 2), w, dilation=0)
+    with pytest.raises(ValueError, match="dilation should be greater than zero"):
+        npconv.conv2d(x.numpy(), w.numpy(), dilation=0)
 
 
 def test_type_errors():
