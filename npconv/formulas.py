@@ -143,3 +143,11 @@ def separable_to_standard_ratio(out_channels: int, kernel_size) -> float:
     """
     kh, kw = _pair(kernel_size)
     return 1 / out_channels + 1 / (kh * kw)
+
+
+# Backward-pass counts (grad_input, grad_weight, grad_bias), derived in npconv/formulas_backward.py.
+# Imported last: that module builds on the helpers above.
+from .formulas_backward import *  # noqa: E402,F401,F403
+from .formulas_backward import __all__ as _backward_all  # noqa: E402
+
+__all__ += _backward_all

@@ -91,12 +91,14 @@ def _is_int(value) -> bool:
 
 
 def int_pair(value, name: str, op: str = "conv2d") -> tuple[int, int]:
-    """An int or a sequence of two ints, as PyTorch's `_pair`; TypeError for non-integers."""
+    """An int, or a list/tuple of one or two ints, as PyTorch accepts; TypeError for non-integers."""
     if _is_int(value):
         return int(value), int(value)
     if isinstance(value, (tuple, list)):
         if not all(_is_int(v) for v in value):
             raise TypeError(f"{op}(): {name} must be an int or a tuple of 2 ints, but got {name}={value!r}")
+        if len(value) == 1:  # PyTorch expands a one-element list, as for a single int
+            return int(value[0]), int(value[0])
         if len(value) != 2:
             raise ValueError(
                 f"expected {name} to be a single integer value or a list of 2 values to match "

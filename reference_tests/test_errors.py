@@ -140,6 +140,10 @@ def test_type_errors():
         npconv.conv2d(x, w, stride=True)
     with pytest.raises(ValueError, match="list of 2 values"):
         npconv.conv2d(x, w, dilation=(1, 1, 1))
+    with pytest.raises(ValueError, match="list of 2 values"):
+        npconv.conv2d(x, w, stride=[])
+    # a one-element list means both dimensions, as in PyTorch
+    np.testing.assert_array_equal(npconv.conv2d(x, w, stride=[2], padding=(1,)), npconv.conv2d(x, w, stride=2, padding=1))
     with pytest.raises(ValueError, match="4-dimensional weight"):
         npconv.conv2d(x, w[0])
     with pytest.raises(ValueError, match="bias to be 1-dimensional with 3 elements"):
