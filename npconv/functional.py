@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import counting
+from . import engine as engines
 from .geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
 from .kernels import conv2d as conv2d_kernel
 from .kernels.pad2d import padded
@@ -30,6 +31,8 @@ def conv2d(
     dilation=1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    *,
+    engine: str | None = None,
 ) -> np.ndarray:
     """2-D cross-correlation with `torch.nn.Conv2d`'s semantics.
 
@@ -47,6 +50,11 @@ def conv2d(
 
     Inside `npconv.count()`, records under op "conv2d" the MACs, padding MACs and bias adds
     its loops executed (see docs/semantics.md for the conventions).
+
+    engine: "reference", "fast", or None for the current one (`npconv.engine`: "reference"
+    unless a `with npconv.engine.use(...)` block says otherwise). The fast tier (npconv/fast)
+    gives results within the same error bound and records the same counts under the same op;
+    what it does not cover runs on the reference kernel (docs/engines.md).
     """
     input = check_array(input, "input")
     weight = check_array(weight, "weight")
@@ -56,15 +64,26 @@ def conv2d(
     geometry = conv2d_geometry(
         input.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation, groups, padding_mode
     )
-    return _conv2d(input, weight, bias, geometry, op="conv2d")
+    return _conv2d(input, weight, bias, geometry, op="conv2d", engine=engine)
 
 
-def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str) -> np.ndarray:
+def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str | None = None) -> np.ndarray:
     g = geometry
     out_dtype = input.dtype
     compute_dtype = np.float32 if out_dtype == np.float16 else out_dtype
     x = input[np.newaxis] if g.unbatched else input
     x = x.astype(compute_dtype, copy=False)
+    if engines.resolve(engine) == "fast":
+        from . import fast  # imported on first use: the reference path never loads it
+
+        if fast.covers(g, compute_dtype):
+            y, counts = fast.conv2d(
+                np.ascontiguousarray(x), np.ascontiguousarray(weight, dtype=compute_dtype),
+                None if bias is None else np.ascontiguousarray(bias, dtype=compute_dtype), g,
+            )
+            counting.record(op, **counts["conv"])
+            y = y.astype(out_dtype, copy=False)
+            return y[0] if g.unbatched else y
     x_pad = padded(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right, g.padding_mode)
     w = np.ascontiguousarray(weight, dtype=compute_dtype)
     b = np.zeros(0, compute_dtype) if bias is None else np.ascontiguousarray(bias, dtype=compute_dtype)
@@ -78,7 +97,7 @@ def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str) -> np.ndarra
     return y[0] if g.unbatched else y
 
 
-def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, padding_mode="zeros"):
+def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, padding_mode="zeros", *, engine=None):
     """Depthwise convolution: each input channel convolved with its own filter(s).
 
     weight (C_in*M, 1, kH, kW) for a channel multiplier M; equals
@@ -104,10 +123,10 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, 
         input.shape, weight.shape, None if bias is None else bias.shape,
         stride, padding, dilation, in_channels, padding_mode,
     )
-    return _conv2d(input, weight, bias, geometry, op="depthwise_conv2d")
+    return _conv2d(input, weight, bias, geometry, op="depthwise_conv2d", engine=engine)
 
 
-def pointwise_conv2d(input, weight, bias=None, stride=1):
+def pointwise_conv2d(input, weight, bias=None, stride=1, *, engine=None):
     """Pointwise (1x1) convolution: y[n, o, i, j] = b[o] + sum_c w[o, c] x[n, c, i*s, j*s].
 
     weight (C_out, C_in, 1, 1) or (C_out, C_in). A matrix product over channels at every
@@ -126,7 +145,7 @@ def pointwise_conv2d(input, weight, bias=None, stride=1):
         bias = check_array(bias, "bias")
     check_same_dtype(input, weight, bias)
     geometry = conv2d_geometry(input.shape, weight.shape, None if bias is None else bias.shape, stride, 0, 1, 1)
-    return _conv2d(input, weight, bias, geometry, op="pointwise_conv2d")
+    return _conv2d(input, weight, bias, geometry, op="pointwise_conv2d", engine=engine)
 
 
 def depthwise_separable_conv2d(
@@ -139,6 +158,8 @@ def depthwise_separable_conv2d(
     padding=0,
     dilation=1,
     padding_mode="zeros",
+    *,
+    engine=None,
 ):
     """MobileNet's depthwise separable convolution: pointwise(depthwise(x)).
 
@@ -147,5 +168,7 @@ def depthwise_separable_conv2d(
     convolution from C_in to C_out its MACs shrink by 1/C_out + 1/(kH*kW) (for M = 1);
     see `npconv.formulas.separable_to_standard_ratio`.
     """
-    hidden = depthwise_conv2d(input, depthwise_weight, depthwise_bias, stride, padding, dilation, padding_mode)
-    return pointwise_conv2d(hidden, pointwise_weight, pointwise_bias)
+    hidden = depthwise_conv2d(
+        input, depthwise_weight, depthwise_bias, stride, padding, dilation, padding_mode, engine=engine
+    )
+    return pointwise_conv2d(hidden, pointwise_weight, pointwise_bias, engine=engine)

@@ -1,0 +1,132 @@
+"""Fast depthwise convolution: phase-split padded planes, taps as unit-stride streams.
+
+    y[n, o, i, j] = b[o] + sum_{p < KH} sum_{q < KW} x_pad[n, o // M, i*sh + p*dh, j*sw + q*dw] * w[o, p, q]
+
+(M = C_out / C_in, the channel multiplier): the reference kernel's formula with groups = C_in.
+What changes is the order of the work (see `planes` for the layout):
+
+* the (image, channel) pairs are split into one chunk per thread (`prange`);
+* each channel is copied once into sh * sw padded sub-planes, flat in a buffer that stays in
+  L1/L2; the stride is specialised there: at stride 1 the copy is row by row, at stride 2 it
+  splits even and odd rows and columns, so that afterwards every tap (p, q) is one
+  unit-stride stream `flat[tap_offset[p, q] + k]` over the wide grid k = i*WJ + j;
+* for the 3x3 kernel (every MobileNet depthwise layer) the nine weights sit in registers and
+  each wide-grid output is one expression of nine products, summed in the reference's (p, q)
+  order; other kernel sizes add one tap stream at a time;
+* the wide grid is then cropped to OW columns into y, with bias, BatchNorm (a scale and a
+  shift) and ReLU6 applied on the way (`epilogue.finish`).
+
+A channel costs a few long loops, not one loop per output row, which is what keeps the
+7x7 and 14x14 layers (1,024 and 512 channels of 49 and 196 pixels) from drowning in loop
+overhead.
+
+Counts (returned; the caller records them under the reference's op names), made in the crop
+loop, which visits each kept output pixel once:
+    macs          KH*KW per kept output pixel: the products summed into it
+    padding_macs  per kept output row i: the taps that read padding (`planes.padding_per_row`)
+    bias_adds, scale_shifts, compares   per element the epilogue touched
+Every tap is executed, padding taps included (they multiply the padding value, 0 or a copied
+pixel), so these equal the reference kernel's counts, and non-finite results match too
+(0 * inf = NaN at the border, as in the reference and in PyTorch). The wide grid's extra
+((KW - 1) * dw) // sw columns per row are executed, thrown away and not counted.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .epilogue import apply, crop
+from .planes import fill_all, fill_interior, fill_interior_s1, fill_interior_s2, padding_per_row
+
+
+@njit(cache=True, parallel=True)
+def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
+              sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, threads):
+    # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
+    # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
+    # threads: how many chunks to split the (image, channel) pairs into
+    N, C, H, W = x.shape
+    CO, KH, KW = w.shape
+    M = CO // C
+    OH, OW = y.shape[2], y.shape[3]
+    RJ = OH + ((KH - 1) * dh) // sh          # rows of a sub-plane
+    WJ = OW + ((KW - 1) * dw) // sw          # columns of a sub-plane = width of the wide grid
+    L = OH * WJ                              # length of the wide grid
+    size = sh * sw * RJ * WJ + WJ            # all sub-planes, and a row of slack for the wide grid's tail
+    offsets = np.empty((KH, KW), np.int64)
+    for p in range(KH):
+        for q in range(KW):
+            a, b = (p * dh) % sh, (q * dw) % sw
+            offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
+    pad_row = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
+    tasks = N * C
+    chunks = max(1, min(tasks, threads))
+    macs = 0
+    padding_macs = 0
+    bias_adds = 0
+    scale_shifts = 0
+    compares = 0
+    for chunk in prange(chunks):
+        flat = np.zeros(size, x.dtype)
+        wide = np.empty(L, x.dtype)
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            n = task // C
+            c = task - n * C
+            if mode == 0 and sh == 1 and sw == 1:
+                fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat)
+            elif mode == 0 and sh == 2 and sw == 2:
+                fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat)
+            elif mode == 0:
+                fill_interior(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, flat)
+            else:
+                fill_all(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, padded_h, padded_w, mode, flat)
+            for m in range(M):
+                o = c * M + m
+                if KH == 3 and KW == 3:
+                    taps3x3(flat, offsets, w, o, wide)
+                else:
+                    taps_any(flat, offsets, w, o, wide)
+                if has_bias or affine or clamp:
+                    apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+                counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
+                macs += counted
+                padding_macs += padded
+                if has_bias:
+                    bias_adds += kept
+                if affine:
+                    scale_shifts += kept
+                if clamp:
+                    compares += 2 * kept
+    return macs, padding_macs, bias_adds, scale_shifts, compares
+
+
+@njit(cache=True)
+def taps3x3(flat, offsets, w, o, wide):
+    # flat: the sub-planes of one channel   offsets: (3, 3)   w: (C*M, 3, 3)   wide: (L,) overwritten
+    # wide[k] = sum_{p,q} flat[offsets[p, q] + k] * w[o, p, q]
+    L = wide.shape[0]
+    t00, t01, t02 = flat[offsets[0, 0]:], flat[offsets[0, 1]:], flat[offsets[0, 2]:]
+    t10, t11, t12 = flat[offsets[1, 0]:], flat[offsets[1, 1]:], flat[offsets[1, 2]:]
+    t20, t21, t22 = flat[offsets[2, 0]:], flat[offsets[2, 1]:], flat[offsets[2, 2]:]
+    w00, w01, w02 = w[o, 0, 0], w[o, 0, 1], w[o, 0, 2]
+    w10, w11, w12 = w[o, 1, 0], w[o, 1, 1], w[o, 1, 2]
+    w20, w21, w22 = w[o, 2, 0], w[o, 2, 1], w[o, 2, 2]
+    for k in range(L):
+        wide[k] = (t00[k] * w00 + t01[k] * w01 + t02[k] * w02
+                   + t10[k] * w10 + t11[k] * w11 + t12[k] * w12
+                   + t20[k] * w20 + t21[k] * w21 + t22[k] * w22)
+
+
+@njit(cache=True)
+def taps_any(flat, offsets, w, o, wide):
+    # any KH x KW: wide[k] = sum_{p,q} flat[offsets[p, q] + k] * w[o, p, q], one tap stream at a time
+    L = wide.shape[0]
+    KH, KW = offsets.shape
+    zero = wide.dtype.type(0)
+    for k in range(L):
+        wide[k] = zero
+    for p in range(KH):
+        for q in range(KW):
+            tap = flat[offsets[p, q]:]
+            w_pq = w[o, p, q]
+            for k in range(L):
+                wide[k] += tap[k] * w_pq

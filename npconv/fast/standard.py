@@ -1,0 +1,149 @@
+"""Fast standard convolution (groups = 1): packed rows and one BLAS product per kernel column.
+
+    y[n, o, i, j] = b[o] + sum_{c, p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] * w[o, c, p, q]
+
+Row packing. For a block of output rows, copy, for every kernel row p and input channel c,
+the padded input rows i*sh + p*dh that those outputs read, split by column phase as in
+`planes` (at stride 1 there is one phase, the padded row itself):
+
+    B[phi][(p, c), i*WJ + jj] = x_pad[n, c, i*sh + p*dh, jj*sw + phi]          (K = KH * C_in rows)
+
+Then the sum over (c, p) for a kernel column q is a matrix product with the packed rows
+shifted by q's offset inside its phase, a view and not a copy (numpy hands it to BLAS with a
+leading dimension larger than its width):
+
+    Y[:, i*WJ + j] += W_q @ B[(q*dw) % sw][:, i*WJ + j + (q*dw) // sw]      W_q[o, (p, c)] = w[o, c, p, q]
+
+KW products of (C_out x KH*C_in) @ (KH*C_in x rows*WJ), summed in a cache-sized block, then
+cropped from the WJ-wide grid to OW columns with bias / BatchNorm / ReLU6 on the way. The
+pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW of an im2col.
+
+Counts, in the loop that issues the products: per product, macs += C_out * (KH*C_in) * rows*OW
+(the kept columns; the WJ - OW extra columns of the wide grid are computed and thrown away)
+and padding_macs += C_out * (taps of those rows and of this q that read padding), from the
+same border tables as the depthwise kernel. bias_adds, scale_shifts, compares from the
+epilogue's loops. Padding taps are multiplied like any other (the pack holds the padding
+values), so the counts equal the reference kernel's.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..kernels.pad2d import source_index
+from .epilogue import apply, crop
+from .planes import border_columns, border_rows
+
+# Output columns (rows * WJ) per block: the block's output (C_out x this) and its pack
+# (KH*C_in x this) should stay in L2 (2 MiB here) while the KW products go over them.
+BLOCK_COLUMNS = 2048
+
+
+@njit(cache=True, parallel=True)
+def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed, threads):
+    # x: (N, C, H, W)   packed: (sw, KH*C, rows*WJ + slack) overwritten, slack columns zero:
+    # packed[phi, p*C + c, r*WJ + jj] = x_pad[n, c, (i0 + r)*sh + p*dh, jj*sw + phi]
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    zero = x.dtype.type(0)
+    total = packed.shape[2]
+    tasks = KH * C
+    chunks = max(1, min(tasks, threads))
+    for chunk in prange(chunks):
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            p = task // C
+            c = task - p * C
+            for phi in range(sw):
+                out = packed[phi, task]
+                for r in range(rows):
+                    row = source_index((i0 + r) * sh + p * dh - pad_top, H, mode)
+                    dst = out[r * WJ:]
+                    if row < 0:
+                        for jj in range(WJ):
+                            dst[jj] = zero
+                        continue
+                    src = x[n, c, row]
+                    # interior: 0 <= jj*sw + phi - pad_left < W  <=>  first <= jj < last
+                    first = min(WJ, max(0, (pad_left - phi + sw - 1) // sw))
+                    last = min(WJ, max(first, (pad_left + W - phi + sw - 1) // sw))
+                    for jj in range(first):
+                        m = source_index(jj * sw + phi - pad_left, W, mode)
+                        dst[jj] = zero if m < 0 else src[m]
+                    inner = dst[first:]
+                    start = src[first * sw + phi - pad_left:]
+                    if sw == 1:
+                        for t in range(last - first):
+                            inner[t] = start[t]
+                    else:
+                        for t in range(last - first):
+                            inner[t] = start[t * sw]
+                    for jj in range(last, WJ):
+                        col = jj * sw + phi
+                        m = source_index(col - pad_left, W, mode) if col < padded_w else -1
+                        dst[jj] = zero if m < 0 else src[m]
+                for k in range(rows * WJ, total):
+                    out[k] = zero
+
+
+@njit(cache=True, parallel=True)
+def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
+    # wide: (C_out, rows*WJ) the block's wide-grid output   y: (N, C_out, OH, OW), rows i0.. of image n
+    # pad_row: (rows,) padding taps per output row of the block (one output channel)
+    CO = wide.shape[0]
+    chunks = max(1, min(CO, threads))
+    macs = 0
+    padding_macs = 0
+    kept = 0
+    for chunk in prange(chunks):
+        for o in range(chunk * CO // chunks, (chunk + 1) * CO // chunks):
+            if has_bias or affine or clamp:
+                apply(wide[o], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+            _, _, k = crop(wide[o], WJ, y[n:n + 1, :, i0:i0 + pad_row.shape[0]], 0, o, taps, pad_row)
+            kept += k
+    return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
+
+
+def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, OH, OW,
+             bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
+    """x (N, C_in, H, W), w (C_out, C_in, KH, KW), C-contiguous, one float dtype; groups = 1.
+    Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares))."""
+    N, C, H, W = x.shape
+    CO, _, KH, KW = w.shape
+    offsets = [(q * dw) // sw for q in range(KW)]
+    phases = [(q * dw) % sw for q in range(KW)]
+    WJ = OW + max(offsets)
+    K = KH * C
+    # W_q[o, p*C + c] = w[o, c, p, q]: packed once per call (a few KiB to a few MiB)
+    w_q = np.ascontiguousarray(w.transpose(3, 0, 2, 1).reshape(KW, CO, K))
+    border_q = border_columns(OW, KW, sw, dw, pad_left, W)
+    border_p = border_rows(OH, KH, sh, dh, pad_top, H)
+    rows_per_block = max(1, min(OH, BLOCK_COLUMNS // WJ))
+    y = np.empty((N, CO, OH, OW), dtype=x.dtype)
+    packed = np.empty((sw, K, rows_per_block * WJ + max(offsets)), dtype=x.dtype)
+    wide = np.empty((CO, rows_per_block * WJ), dtype=x.dtype)
+    product = np.empty_like(wide)
+    macs = padding_macs = bias_adds = scale_shifts = compares = 0
+    for n in range(N):
+        for i0 in range(0, OH, rows_per_block):
+            rows = min(rows_per_block, OH - i0)
+            columns = rows * WJ
+            pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ,
+                      packed[:, :, :columns + max(offsets)], threads)
+            block = wide[:, :columns]
+            for q in range(KW):
+                view = packed[phases[q], :, offsets[q]:offsets[q] + columns]
+                if q == 0:
+                    np.matmul(w_q[q], view, out=block)
+                else:
+                    np.matmul(w_q[q], view, out=product[:, :columns])
+                    block += product[:, :columns]
+                macs += CO * K * rows * OW
+                border = border_p[i0:i0 + rows]
+                padding_macs += CO * C * int(
+                    (border * OW + (1 - border) * border_q[q]).sum()
+                )
+            pad_row = (border_p[i0:i0 + rows] * (KW * OW) + (1 - border_p[i0:i0 + rows]) * int(border_q.sum())).sum(axis=1)
+            b, s, k = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row.astype(np.int64),
+                                   bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
+            bias_adds += b
+            scale_shifts += s
+            compares += k
+    return y, (macs, padding_macs, bias_adds, scale_shifts, compares)
