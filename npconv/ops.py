@@ -1,0 +1,381 @@
+"""Functional forms of MobileNet's non-convolution layers, mirroring `torch.nn.functional`.
+
+    batch_norm2d          normalise each channel by running or batch statistics
+    relu, relu6           max(x, 0) and min(max(x, 0), 6)
+    adaptive_avg_pool2d   average pooling to a given output size (PyTorch's window rule)
+    linear                y = x W^T + b
+    flatten               merge a range of dimensions (a reshape: moves and counts nothing)
+    channel_shuffle       ShuffleNet's channel permutation
+    dropout               inverted dropout (training) or the identity
+    add                   element-wise sum, the residual connection
+
+NumPy arrays in and out. Each function checks its arguments, raises ValueError/TypeError
+with PyTorch's wording where PyTorch rejects the same call, and hands C-contiguous float32
+or float64 arrays to its reference kernel in `npconv.kernels`, recording the counts the
+kernel's loops returned with `npconv.counting.record` under the op's name.
+
+Precision: float32 and float64 are computed in their own precision; float16 is widened to
+float32, computed, and rounded back to float16 once. Parameters (weights, statistics) are
+converted to the input's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import counting
+from .geometry import check_array, int_pair
+from .kernels import adaptive_avg_pool2d as pool_kernel
+from .kernels import add as add_kernel
+from .kernels import batch_norm2d as bn_kernel
+from .kernels import channel_shuffle as shuffle_kernel
+from .kernels import dropout as dropout_kernel
+from .kernels import linear as linear_kernel
+from .kernels import relu as relu_kernel
+from .kernels import relu6 as relu6_kernel
+
+__all__ = [
+    "BatchNormTrainResult",
+    "adaptive_avg_pool2d",
+    "add",
+    "batch_norm2d",
+    "channel_shuffle",
+    "dropout",
+    "flatten",
+    "linear",
+    "relu",
+    "relu6",
+]
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+def _as_compute(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous copy (or view) of `a` in the kernel's dtype."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _parameter(value, name: str, op: str, channels: int, dtype: np.dtype, default: float | None = None):
+    """A per-channel vector in `dtype`: `value`, or `default` everywhere when value is None."""
+    if value is None:
+        if default is None:
+            return None
+        return np.full(channels, default, dtype=dtype)
+    value = check_array(value, name, op)
+    if value.shape != (channels,):
+        raise ValueError(f"{name} should contain {channels} elements not {value.size}")
+    return _as_compute(value, dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Batch normalisation
+# --------------------------------------------------------------------------------------
+
+
+class BatchNormTrainResult(NamedTuple):
+    """What a training-mode `batch_norm2d` returns.
+
+    output: (N, C, H, W) normalised with the batch statistics (biased variance);
+    running_mean, running_var: (C,) the updated running statistics (new arrays; None when
+    none were given); batch_mean, batch_var: (C,) the batch's mean and biased variance.
+    """
+
+    output: np.ndarray
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    batch_mean: np.ndarray
+    batch_var: np.ndarray
+
+
+def batch_norm2d(
+    input: np.ndarray,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    """Batch normalisation of an (N, C, H, W) input, with `torch.nn.functional.batch_norm`'s
+    arguments.
+
+    y[n, c, i, j] = (x[n, c, i, j] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]
+    (weight 1 and bias 0 when None).
+
+    Evaluation (training=False): mean and var are running_mean and running_var, which must
+    be given. Returns the output array.
+
+    Training (training=True): mean and var are the batch's, over the m = N*H*W values of each
+    channel; the output is normalised with the biased variance. When running statistics are
+    given, they are blended with the batch's (the unbiased variance, var * m / (m - 1)):
+    running = (1 - momentum) * running + momentum * batch. Unlike PyTorch, which updates
+    them in place, this function leaves its arguments alone and returns a
+    `BatchNormTrainResult` holding the output and the new running statistics. PyTorch's
+    momentum=None (a cumulative average) is the caller's: pass 1 / num_batches_tracked.
+
+    Raises ValueError for a non-4D input, for statistics of the wrong length, and in training
+    for a batch with a single value per channel (PyTorch's check: the unbiased variance
+    would divide by zero).
+
+    Counts (op "batch_norm2d"): bn_scale_shift per output element; in training also
+    bn_mean_adds and bn_var_macs per input element and bn_running_updates per running
+    statistic updated.
+    """
+    op = "batch_norm2d"
+    input = check_array(input, "input", op)
+    if input.ndim != 4:
+        raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+    N, C, H, W = input.shape
+    dtype = _compute_dtype(input.dtype)
+    x = _as_compute(input, dtype)
+    weight = _parameter(weight, "weight", op, C, dtype, default=1.0)
+    bias = _parameter(bias, "bias", op, C, dtype, default=0.0)
+    running_mean = _parameter(running_mean, "running_mean", op, C, dtype)
+    running_var = _parameter(running_var, "running_var", op, C, dtype)
+    y = np.empty_like(x)
+
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm2d(): running_mean and running_var must be given when training=False")
+        scale_shifts = bn_kernel.normalize(x, running_mean, running_var, weight, bias, dtype.type(eps), y)
+        counting.record(op, bn_scale_shift=scale_shifts)
+        return y.astype(input.dtype, copy=False)
+
+    m = N * H * W
+    if m == 0:
+        raise ValueError(f"batch_norm2d(): cannot compute batch statistics of an empty input of size {list(input.shape)}")
+    if m == 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+        )
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm2d(): give both running_mean and running_var, or neither")
+    mean = np.empty(C, dtype=dtype)
+    var = np.empty(C, dtype=dtype)
+    var_sum = np.empty(C, dtype=dtype)
+    mean_adds, var_macs = bn_kernel.batch_statistics(x, mean, var, var_sum)
+    scale_shifts = bn_kernel.normalize(x, mean, var, weight, bias, dtype.type(eps), y)
+    updates = 0
+    if running_mean is not None:
+        running_mean = running_mean.copy()
+        running_var = running_var.copy()
+        updates = bn_kernel.update_running_stats(running_mean, running_var, mean, var_sum, m, dtype.type(momentum))
+    counting.record(
+        op, bn_mean_adds=mean_adds, bn_var_macs=var_macs, bn_scale_shift=scale_shifts, bn_running_updates=updates
+    )
+    out_dtype = input.dtype
+    as_out = lambda a: None if a is None else a.astype(out_dtype, copy=False)  # noqa: E731
+    return BatchNormTrainResult(as_out(y), as_out(running_mean), as_out(running_var), as_out(mean), as_out(var))
+
+
+# --------------------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------------------
+
+
+def _elementwise(kernel, input: np.ndarray, op: str, kind: str) -> np.ndarray:
+    input = check_array(input, "input", op)
+    dtype = _compute_dtype(input.dtype)
+    x = _as_compute(input, dtype).reshape(-1)
+    y = np.empty_like(x)
+    n = kernel(x, y)
+    counting.record(op, **{kind: n})
+    return y.reshape(input.shape).astype(input.dtype, copy=False)
+
+
+def relu(input: np.ndarray) -> np.ndarray:
+    """max(x, 0) element-wise, any shape. Counts activation_compares (one per element)."""
+    return _elementwise(relu_kernel.relu, input, "relu", "activation_compares")
+
+
+def relu6(input: np.ndarray) -> np.ndarray:
+    """min(max(x, 0), 6) element-wise, any shape. Counts activation_compares (two per element)."""
+    return _elementwise(relu6_kernel.relu6, input, "relu6", "activation_compares")
+
+
+# --------------------------------------------------------------------------------------
+# Pooling, linear, reshaping
+# --------------------------------------------------------------------------------------
+
+
+def _output_size_pair(output_size, height: int, width: int) -> tuple[int, int]:
+    """PyTorch's AdaptiveAvgPool2d output_size: an int, or a pair whose None keeps the input size."""
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"adaptive_avg_pool2d: output_size must be 2, but got {len(output_size)}")
+        oh, ow = output_size
+        oh = height if oh is None else oh
+        ow = width if ow is None else ow
+        oh, ow = int_pair((oh, ow), "output_size", "adaptive_avg_pool2d")
+    else:
+        oh, ow = int_pair(output_size, "output_size", "adaptive_avg_pool2d")
+    if oh < 0 or ow < 0:
+        raise ValueError(f"adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 "
+                         f"but received {[oh, ow]}")
+    return oh, ow
+
+
+def adaptive_avg_pool2d(input: np.ndarray, output_size) -> np.ndarray:
+    """Average pooling of (N, C, H, W) or (C, H, W) to (…, OH, OW), any output size.
+
+    Output cell (i, j) averages rows floor(i*H/OH) .. ceil((i+1)*H/OH) - 1 and the same for
+    columns (PyTorch's rule; windows overlap when OH does not divide H). output_size: an int,
+    or (OH, OW) with None meaning "the input's size". Counts pool_adds and pool_divides.
+    """
+    op = "adaptive_avg_pool2d"
+    input = check_array(input, "input", op)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
+    if any(size == 0 for size in input.shape[1:]):
+        empty = next(d for d in range(1, input.ndim) if input.shape[d] == 0)
+        raise ValueError(
+            f"adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, "
+            f"but input has sizes {list(input.shape)} with dimension {empty} being empty"
+        )
+    unbatched = input.ndim == 3
+    x4 = input[np.newaxis] if unbatched else input
+    N, C, H, W = x4.shape
+    oh, ow = _output_size_pair(output_size, H, W)
+    dtype = _compute_dtype(input.dtype)
+    x = _as_compute(x4, dtype)
+    y = np.empty((N, C, oh, ow), dtype=dtype)
+    adds, divides = pool_kernel.adaptive_avg_pool2d(x, y)
+    counting.record(op, pool_adds=adds, pool_divides=divides)
+    y = y.astype(input.dtype, copy=False)
+    return y[0] if unbatched else y
+
+
+def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """y = x W^T + b over the last dimension.
+
+    Shapes: input (*, IN) with at least one dimension, weight (OUT, IN), bias (OUT,) or None;
+    returns (*, OUT). Counts macs (N*OUT*IN for N rows) and bias_adds (N*OUT).
+    """
+    op = "linear"
+    input = check_array(input, "input", op)
+    weight = check_array(weight, "weight", op)
+    if weight.ndim != 2:
+        raise ValueError(f"linear(): weight must be 2-D (out_features, in_features), but got {list(weight.shape)}")
+    if input.ndim == 0:
+        raise ValueError("linear(): input must have at least 1 dimension, but got a 0-d array")
+    out_features, in_features = weight.shape
+    if input.shape[-1] != in_features:
+        rows = int(np.prod(input.shape[:-1], dtype=np.int64))
+        raise ValueError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} and {in_features}x{out_features})"
+        )
+    if bias is not None:
+        bias = check_array(bias, "bias", op)
+        if bias.shape != (out_features,):
+            raise ValueError(f"linear(): bias must have shape ({out_features},), but got {list(bias.shape)}")
+    dtype = _compute_dtype(input.dtype)
+    rows = int(np.prod(input.shape[:-1], dtype=np.int64))
+    x = _as_compute(input, dtype).reshape(rows, in_features)  # (-1 cannot be inferred when in_features == 0)
+    w = _as_compute(weight, dtype)
+    b = np.zeros(0, dtype) if bias is None else _as_compute(bias, dtype)
+    y = np.empty((x.shape[0], out_features), dtype=dtype)
+    macs, bias_adds = linear_kernel.linear(x, w, b, bias is not None, y)
+    counting.record(op, macs=macs, bias_adds=bias_adds)
+    return y.reshape(input.shape[:-1] + (out_features,)).astype(input.dtype, copy=False)
+
+
+def _normalize_dim(dim: int, ndim: int) -> int:
+    low, high = (-ndim, ndim - 1) if ndim > 0 else (-1, 0)
+    if not low <= dim <= high:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{low}, {high}], but got {dim})")
+    return dim % max(ndim, 1)
+
+
+def flatten(input: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
+    """Merge dimensions start_dim..end_dim into one, as `torch.flatten`. A reshape: no
+    arithmetic, so it records only a call (op "flatten")."""
+    input = check_array(input, "input", "flatten")
+    start = _normalize_dim(start_dim, input.ndim)
+    end = _normalize_dim(end_dim, input.ndim)
+    if start > end:
+        raise ValueError("flatten() has invalid args: start_dim cannot come after end_dim")
+    counting.record("flatten")
+    if input.ndim == 0:
+        return input.reshape(1)
+    merged = int(np.prod(input.shape[start:end + 1], dtype=np.int64))
+    return input.reshape(input.shape[:start] + (merged,) + input.shape[end + 1:])
+
+
+def channel_shuffle(input: np.ndarray, groups: int) -> np.ndarray:
+    """ShuffleNet's channel shuffle of an (N, C, *) input: output channel j*g + i is input
+    channel i*(C/g) + j. Counts shuffle_copies (one per element)."""
+    op = "channel_shuffle"
+    input = check_array(input, "input", op)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"channel_shuffle(): groups must be an int, not {type(groups).__name__}")
+    if groups <= 0:
+        raise ValueError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if input.ndim <= 2:
+        raise ValueError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
+    channels = input.shape[1]
+    if channels % groups != 0:
+        raise ValueError(
+            f"Number of channels must be divisible by groups. Got {channels} channels and {groups} groups."
+        )
+    dtype = _compute_dtype(input.dtype)
+    spatial = int(np.prod(input.shape[2:], dtype=np.int64))
+    x = _as_compute(input, dtype).reshape(input.shape[0], channels, spatial)  # (-1 fails on an empty batch)
+    y = np.empty_like(x)
+    copies = shuffle_kernel.channel_shuffle(x, y, int(groups))
+    counting.record(op, shuffle_copies=copies)
+    return y.reshape(input.shape).astype(input.dtype, copy=False)
+
+
+def dropout(input: np.ndarray, p: float = 0.5, training: bool = True, rng=None) -> np.ndarray:
+    """Inverted dropout: in training, each element is zeroed with probability p and the kept
+    ones are scaled by 1 / (1 - p); otherwise the input is returned unchanged (no copy).
+
+    rng: a `numpy.random.Generator` or a seed, used for the keep mask (kept where a uniform
+    draw in [0, 1) is >= p). PyTorch's random stream is not reproduced; same seed, same mask.
+    p = 1 zeroes everything. Counts dropout_multiplies (one per kept element) in training.
+    """
+    op = "dropout"
+    input = check_array(input, "input", op)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training:
+        return input
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    dtype = _compute_dtype(input.dtype)
+    x = _as_compute(input, dtype).reshape(-1)
+    keep = rng.random(x.shape[0]) >= p
+    scale = dtype.type(0.0 if p == 1.0 else 1.0 / (1.0 - p))
+    y = np.empty_like(x)
+    multiplies = dropout_kernel.dropout(x, keep, scale, y)
+    counting.record(op, dropout_multiplies=multiplies)
+    return y.reshape(input.shape).astype(input.dtype, copy=False)
+
+
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b element-wise, for two arrays of one shape and dtype (a residual connection;
+    no broadcasting). Counts residual_adds (one per element)."""
+    op = "add"
+    a = check_array(a, "a", op)
+    b = check_array(b, "b", op)
+    if a.dtype != b.dtype:
+        raise TypeError(f"add(): both operands must have one dtype, but got {a.dtype} and {b.dtype}")
+    if a.shape != b.shape:
+        if a.ndim != b.ndim:
+            raise ValueError(f"add(): shapes {list(a.shape)} and {list(b.shape)} differ in their number of dimensions")
+        dim = next(d for d in range(a.ndim) if a.shape[d] != b.shape[d])
+        raise ValueError(
+            f"The size of tensor a ({a.shape[dim]}) must match the size of tensor b ({b.shape[dim]}) "
+            f"at non-singleton dimension {dim}"
+        )
+    dtype = _compute_dtype(a.dtype)
+    x = _as_compute(a, dtype).reshape(-1)
+    z = _as_compute(b, dtype).reshape(-1)
+    y = np.empty_like(x)
+    adds = add_kernel.add(x, z, y)
+    counting.record(op, residual_adds=adds)
+    return y.reshape(a.shape).astype(a.dtype, copy=False)
