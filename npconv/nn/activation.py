@@ -1,0 +1,36 @@
+"""Activation layers: `ReLU` and `ReLU6`."""
+
+from __future__ import annotations
+
+from .. import ops
+from .module import Module
+
+
+class ReLU(Module):
+    """max(x, 0) element-wise, any shape. `inplace` is accepted for PyTorch compatibility
+    and ignored: the output is always a new array."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return ops.relu(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU6(Module):
+    """min(max(x, 0), 6) element-wise, any shape (MobileNet's activation, bounded so that
+    activations stay representable in low precision). `inplace` is accepted and ignored."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return ops.relu6(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""

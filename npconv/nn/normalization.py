@@ -1,0 +1,88 @@
+"""`BatchNorm2d`, with PyTorch's arguments, state and training behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..geometry import check_array
+from .module import Module
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over the channels of an (N, C, H, W) input (Ioffe & Szegedy 2015),
+    `torch.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True)`.
+
+        y = (x - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]
+
+    Parameters weight (C,) = 1 and bias (C,) = 0 when affine; buffers running_mean (C,) = 0,
+    running_var (C,) = 1 and num_batches_tracked (int64 scalar) = 0 when
+    track_running_stats.
+
+    Evaluation mode uses the running statistics (or the batch's when there are none).
+    Training mode normalises with the batch's mean and biased variance over N*H*W values
+    per channel and, when tracking, increments num_batches_tracked and updates
+    running = (1 - f) * running + f * batch with the unbiased batch variance, where
+    f = momentum, or 1 / num_batches_tracked (a cumulative average) when momentum is None.
+    A training batch with one value per channel is an error, as in PyTorch (the unbiased
+    variance would divide by zero). Unlike PyTorch, num_batches_tracked is incremented only
+    once the forward pass has succeeded.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        dtype=np.float32,
+    ) -> None:
+        super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 0:
+            raise ValueError(f"BatchNorm2d: num_features must be a non-negative int, got {num_features!r}")
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        C = self.num_features
+        self.register_parameter("weight", np.ones(C, dtype) if affine else None)
+        self.register_parameter("bias", np.zeros(C, dtype) if affine else None)
+        self.register_buffer("running_mean", np.zeros(C, dtype) if track_running_stats else None)
+        self.register_buffer("running_var", np.ones(C, dtype) if track_running_stats else None)
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if track_running_stats else None)
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        input = check_array(input, "input", "batch_norm2d")
+        if input.ndim != 4:
+            raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+        if input.shape[1] != self.num_features:
+            raise ValueError(
+                f"expected input with {self.num_features} channels (num_features), "
+                f"but got input of size {list(input.shape)}"
+            )
+        dtype = input.dtype
+        cast = lambda a: None if a is None else a.astype(dtype, copy=False)  # noqa: E731
+        weight, bias = cast(self.weight), cast(self.bias)
+        tracking = self.training and self.track_running_stats
+        use_batch_stats = self.training or self.running_mean is None
+        if not use_batch_stats:
+            return ops.batch_norm2d(input, cast(self.running_mean), cast(self.running_var), weight, bias,
+                                    training=False, eps=self.eps)
+        if tracking:
+            batches = int(self.num_batches_tracked) + 1
+            factor = 1.0 / batches if self.momentum is None else float(self.momentum)
+            result = ops.batch_norm2d(input, cast(self.running_mean), cast(self.running_var), weight, bias,
+                                      training=True, momentum=factor, eps=self.eps)
+            self.running_mean = result.running_mean.astype(self.running_mean.dtype)
+            self.running_var = result.running_var.astype(self.running_var.dtype)
+            self.num_batches_tracked = np.array(batches, dtype=np.int64)
+            return result.output
+        return ops.batch_norm2d(input, None, None, weight, bias, training=True, eps=self.eps).output
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")

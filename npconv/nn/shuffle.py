@@ -1,0 +1,25 @@
+"""`ChannelShuffle`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from .module import Module
+
+
+class ChannelShuffle(Module):
+    """ShuffleNet's channel shuffle (Zhang et al. 2018), `torch.nn.ChannelShuffle(groups)`:
+    for an (N, C, *) input, output channel j*groups + i is input channel i*(C/groups) + j."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+            raise TypeError(f"ChannelShuffle: groups must be an int, not {type(groups).__name__}")
+        self.groups = int(groups)
+
+    def forward(self, input):
+        return ops.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
