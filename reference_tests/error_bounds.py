@@ -1,0 +1,390 @@
+"""Error bounds for npconv's layers and for whole networks, propagated layer by layer.
+
+`propagate(module, x, dtype)` walks an npconv module tree the way its forward does and
+returns a `Bounded(value, error)`: `value` is npconv's float64 reference result (every
+parameter widened exactly from its stored values), `error` an element-wise bound on
+
+    |result of any implementation computing in `dtype` - value|
+
+for implementations whose every layer satisfies the per-layer rounding models below. Both
+npconv in `dtype` and PyTorch in `dtype` are then checked against `value` with that bound.
+`x.error` is the bound on the input's own error (0 for an exactly representable input).
+
+Notation: u the unit roundoff of `dtype`; g(n) = gamma(n, dtype) + gamma(n, float64) with
+gamma(n) = n u / (1 - n u) (Higham, eq. 3.5): one gamma for the implementation under test,
+one for the float64 reference it is compared with; `bound_from_magnitude(M, n, dtype)` is
+g(n) * M + n * tiny (npconv.tolerance). x is the reference input, E its error bound, x^ the
+computed input (|x^| <= |x| + E).
+
+Propagation: a computed layer output differs from the exact output of the exact input by
+(the exact layer applied to x^ minus applied to x) + (the rounding of the layer on x^).
+The first term is bounded through the layer's Lipschitz structure, the second by its
+rounding model on magnitudes taken at |x| + E.
+
+* Conv2d / ConvTranspose2d / Linear (inner products of n = fan_in + bias terms, any order):
+      error = op(E, |w|) + g(n) * (op(|x| + E, |w|) + |b|)
+  ConvTranspose2d uses n = (C_in/groups) * kH * kW + bias, an upper bound on the number of
+  terms reaching any output.
+* BatchNorm2d, evaluation: y = (x - mu) * a + beta with a = gamma / sqrt(var + eps). Every
+  ordering used (npconv's (x - mu) * a + beta; PyTorch's x * a + (beta - mu * a), with a
+  computed in 4 roundings: + eps, sqrt, divide, * gamma) gives each of the three terms at
+  most 7 roundings, so
+      error = |a| E + g(7) * ((|x| + E + |mu|) |a| + |beta|)
+* BatchNorm2d, training, over the m = N*H*W values of a channel, with mu, v the exact batch
+  mean and biased variance of x, s = v + eps, r = 1/sqrt(s), Ebar = mean(E),
+  R = sqrt(mean(E^2)):
+    - mean: sum and divide, m roundings: rho = g(m) * (mean|x| + Ebar); dmu = Ebar + rho.
+    - variance, two-pass (both npconv and PyTorch's CPU kernel): the exact variance v' of x^
+      satisfies |v' - v| <= 2 sqrt(v) R + R^2 (expand mean((d + f)^2) with d = x - mu,
+      f = e - mean(e), and Cauchy-Schwarz; mean(f^2) <= R^2); deviations taken from the
+      computed mean add (mu' - mu^)^2 <= rho^2; each term (x^ - mu^)^2 has 3 roundings, the
+      sum m - 1 more and the division 1, all on non-negative terms:
+          dv = (2 sqrt(v) R + R^2 + rho^2) + g(m + 3) * (v + 2 sqrt(v) R + R^2 + rho^2)
+    - s^ = (v^ + eps)(1 + d), eps itself possibly rounded: ds = dv + g(1) (s + dv) + g(1) eps;
+      1/sqrt(s^) lies within a factor sqrt(s / (s - ds)) of r, and sqrt and divide add 2
+      roundings: eps_r = sqrt(s / (s - ds)) (1 + g(2)) - 1 (no bound when ds >= s).
+    - output: |gamma| |r^ (x^ - mu^) - r (x - mu)| <= |gamma| r ((1 + eps_r)(E + dmu) + eps_r |x - mu|),
+      plus the evaluation rounding model at the computed statistics:
+          error = |gamma| r ((1 + eps_r)(E + dmu) + eps_r |x - mu|)
+                  + g(7) ((|x| + E + |mu| + dmu) |gamma| r (1 + eps_r) + |beta|)
+    - running statistics, f the momentum (itself rounded, 1 - f rounded, two products and a
+      sum: 5 roundings):
+          running_mean error = f dmu + g(5) ((1 - f) |rm| + f (|mu| + dmu))
+          running_var  error = f dv m/(m-1) + g(5) ((1 - f) rv + f (v + dv) m/(m-1))
+      (the unbiased variance var_sum / (m - 1) has the same relative error as var_sum / m).
+* ReLU, ReLU6: 1-Lipschitz and exact: error = E.
+* AdaptiveAvgPool2d: k - 1 additions and at most 2 divisions per window of k values
+  (PyTorch divides by kh then kw; npconv once by kh*kw):
+      error = pool(E) + g(k + 1) * pool(|x| + E)
+* Residual add: one rounding: error = E_a + E_b + g(1) (|a| + |b| + E_a + E_b).
+* Flatten, Identity, ChannelShuffle, Dropout in evaluation: exact moves: error moves along.
+
+Everything here is computed in float64 by npconv's own kernels, with counting paused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from npconv import counting, ops
+from npconv.functional import conv2d
+from npconv.models import mobilenet_v2, tutorial
+from npconv.models.mobilenet_v1 import MobileNetV1
+from npconv.nn import (AdaptiveAvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, ConvTranspose2d, Dropout, Flatten,
+                       Identity, Linear, ReLU, ReLU6, Sequential)
+from npconv.tolerance import assert_within_bound, bound_from_magnitude, gamma
+from npconv.transpose import conv_transpose2d
+
+
+@dataclass
+class Bounded:
+    """A float64 reference value and an element-wise bound on the error of a computed one."""
+
+    value: np.ndarray
+    error: np.ndarray
+
+    @staticmethod
+    def exact(x: np.ndarray) -> "Bounded":
+        x = np.asarray(x, dtype=np.float64)
+        return Bounded(x, np.zeros_like(x))
+
+
+def g(n, dtype):
+    """gamma(n) of the dtype under test plus gamma(n) of the float64 reference."""
+    return gamma(n, dtype) + gamma(n, np.float64)
+
+
+def _f64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def _abs64(a):
+    return None if a is None else np.abs(np.asarray(a, dtype=np.float64))
+
+
+# ------------------------------------------------------------------------------- leaves
+
+
+def conv2d_bound(layer: Conv2d, x: Bounded, dtype) -> Bounded:
+    args = (layer.stride, layer.padding, layer.dilation, layer.groups, layer.padding_mode)
+    value = conv2d(x.value, _f64(layer.weight), _f64(layer.bias), *args)
+    amplified = conv2d(x.error, _abs64(layer.weight), None, *args)
+    magnitude = conv2d(np.abs(x.value) + x.error, _abs64(layer.weight), _abs64(layer.bias), *args)
+    n = layer.weight.shape[1] * layer.weight.shape[2] * layer.weight.shape[3] + (layer.bias is not None)
+    return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
+
+
+def conv_transpose2d_bound(layer: ConvTranspose2d, x: Bounded, dtype, output_padding=None) -> Bounded:
+    output_padding = layer.output_padding if output_padding is None else output_padding
+    args = (layer.stride, layer.padding, output_padding, layer.groups, layer.dilation)
+    value = conv_transpose2d(x.value, _f64(layer.weight), _f64(layer.bias), *args)
+    amplified = conv_transpose2d(x.error, _abs64(layer.weight), None, *args)
+    magnitude = conv_transpose2d(np.abs(x.value) + x.error, _abs64(layer.weight), _abs64(layer.bias), *args)
+    in_per_group = layer.in_channels // layer.groups
+    n = in_per_group * layer.weight.shape[2] * layer.weight.shape[3] + (layer.bias is not None)
+    return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
+
+
+def linear_bound(layer: Linear, x: Bounded, dtype) -> Bounded:
+    value = ops.linear(x.value, _f64(layer.weight), _f64(layer.bias))
+    amplified = ops.linear(x.error, _abs64(layer.weight), None)
+    magnitude = ops.linear(np.abs(x.value) + x.error, _abs64(layer.weight), _abs64(layer.bias))
+    n = layer.in_features + (layer.bias is not None)
+    return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
+
+
+def _channel(a, C):
+    """A (C,) vector shaped to broadcast over (N, C, H, W)."""
+    return np.asarray(a, dtype=np.float64).reshape(1, C, 1, 1)
+
+
+def _affine(layer: BatchNorm2d):
+    C = layer.num_features
+    weight = np.ones(C) if layer.weight is None else _f64(layer.weight)
+    bias = np.zeros(C) if layer.bias is None else _f64(layer.bias)
+    return weight, bias
+
+
+def batch_norm_eval_bound(layer: BatchNorm2d, x: Bounded, dtype) -> Bounded:
+    C = layer.num_features
+    weight, bias = _affine(layer)
+    mean, var = _f64(layer.running_mean), _f64(layer.running_var)
+    value = ops.batch_norm2d(x.value, mean, var, weight, bias, training=False, eps=layer.eps)
+    a = np.abs(_channel(weight / np.sqrt(var + layer.eps), C))
+    magnitude = (np.abs(x.value) + x.error + np.abs(_channel(mean, C))) * a + np.abs(_channel(bias, C))
+    return Bounded(value, a * x.error + bound_from_magnitude(magnitude, 7, dtype))
+
+
+@dataclass
+class BatchNormTrainBound:
+    """A training-mode BatchNorm2d step: the output, and the running statistics after it
+    (None when the layer does not track them), each a Bounded."""
+
+    output: Bounded
+    running_mean: Bounded | None
+    running_var: Bounded | None
+
+
+def batch_norm_train_bound(layer: BatchNorm2d, x: Bounded, dtype, stats=None) -> BatchNormTrainBound:
+    """The training-mode bound of the module docstring. Does not change `layer`. stats:
+    (running_mean, running_var, num_batches_tracked) to use instead of the layer's own."""
+    C = layer.num_features
+    N, _, H, W = x.value.shape
+    m = N * H * W
+    weight, bias = _affine(layer)
+    tracking = layer.track_running_stats
+    if stats is None and tracking:
+        stats = (layer.running_mean, layer.running_var, layer.num_batches_tracked)
+    momentum = layer.momentum
+    if tracking and momentum is None:
+        momentum = 1.0 / (int(stats[2]) + 1)
+    rm = _f64(stats[0]) if tracking else None
+    rv = _f64(stats[1]) if tracking else None
+    result = ops.batch_norm2d(x.value, rm, rv, weight, bias, training=True,
+                              momentum=0.1 if momentum is None else momentum, eps=layer.eps)
+
+    axes = (0, 2, 3)
+    mu = x.value.mean(axis=axes)
+    v = ((x.value - _channel(mu, C)) ** 2).mean(axis=axes)
+    E = x.error
+    E_bar = E.mean(axis=axes)
+    R = np.sqrt((E ** 2).mean(axis=axes))
+    rho = g(m, dtype) * (np.abs(x.value).mean(axis=axes) + E_bar)
+    d_mu = E_bar + rho
+    shift = 2 * np.sqrt(v) * R + R ** 2 + rho ** 2
+    d_v = shift + g(m + 3, dtype) * (v + shift)
+    s = v + layer.eps
+    d_s = d_v + g(1, dtype) * (s + d_v) + g(1, dtype) * layer.eps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps_r = np.where(d_s < s, np.sqrt(s / (s - d_s)) * (1 + g(2, dtype)) - 1, np.inf)
+    r = 1 / np.sqrt(s)
+    gr = np.abs(weight) * r
+    deviation = np.abs(x.value - _channel(mu, C))
+    output_error = _channel(gr, C) * ((1 + _channel(eps_r, C)) * (E + _channel(d_mu, C))
+                                      + _channel(eps_r, C) * deviation)
+    magnitude = ((np.abs(x.value) + E + _channel(np.abs(mu) + d_mu, C)) * _channel(gr * (1 + eps_r), C)
+                 + np.abs(_channel(bias, C)))
+    output_error = output_error + bound_from_magnitude(magnitude, 7, dtype)
+    output = Bounded(result.output, output_error)
+    if not tracking:
+        return BatchNormTrainBound(output, None, None)
+    f = momentum
+    unbias = m / (m - 1)
+    mean_error = f * d_mu + g(5, dtype) * ((1 - f) * np.abs(rm) + f * (np.abs(mu) + d_mu))
+    var_error = f * d_v * unbias + g(5, dtype) * ((1 - f) * rv + f * (v + d_v) * unbias)
+    tiny = 5 * float(np.finfo(dtype).tiny)
+    return BatchNormTrainBound(output, Bounded(result.running_mean, mean_error + tiny),
+                               Bounded(result.running_var, var_error + tiny))
+
+
+def adaptive_avg_pool2d_bound(x: Bounded, output_size, dtype) -> Bounded:
+    value = ops.adaptive_avg_pool2d(x.value, output_size)
+    pooled_error = ops.adaptive_avg_pool2d(x.error, output_size)
+    magnitude = ops.adaptive_avg_pool2d(np.abs(x.value) + x.error, output_size)
+    H, W = x.value.shape[-2:]
+    OH, OW = value.shape[-2:]
+    # the largest window: ceil(H/OH) + 1 rows at most when OH does not divide H
+    k = _largest_window(H, OH) * _largest_window(W, OW)
+    return Bounded(value, pooled_error + bound_from_magnitude(magnitude, k + 1, dtype))
+
+
+def _largest_window(size: int, out: int) -> int:
+    return max(((i + 1) * size + out - 1) // out - (i * size) // out for i in range(out)) if out else 0
+
+
+def add_bound(a: Bounded, b: Bounded, dtype) -> Bounded:
+    magnitude = np.abs(a.value) + np.abs(b.value) + a.error + b.error
+    return Bounded(a.value + b.value, a.error + b.error + bound_from_magnitude(magnitude, 1, dtype))
+
+
+def _map(x: Bounded, f) -> Bounded:
+    return Bounded(f(x.value), f(x.error))
+
+
+# ------------------------------------------------------------------------------- trees
+
+
+def _leaf_bound(module, x: Bounded, dtype, mode: bool, stats=None) -> Bounded:
+    if isinstance(module, Conv2d):
+        return conv2d_bound(module, x, dtype)
+    if isinstance(module, ConvTranspose2d):
+        return conv_transpose2d_bound(module, x, dtype)
+    if isinstance(module, Linear):
+        return linear_bound(module, x, dtype)
+    if isinstance(module, BatchNorm2d):
+        if mode or module.running_mean is None:
+            return batch_norm_train_bound(module, x, dtype, stats).output
+        return batch_norm_eval_bound(module, x, dtype)
+    if isinstance(module, ReLU):
+        return Bounded(ops.relu(x.value), x.error)
+    if isinstance(module, ReLU6):
+        return Bounded(ops.relu6(x.value), x.error)
+    if isinstance(module, AdaptiveAvgPool2d):
+        return adaptive_avg_pool2d_bound(x, module.output_size, dtype)
+    if isinstance(module, Flatten):
+        return _map(x, lambda a: ops.flatten(a, module.start_dim, module.end_dim))
+    if isinstance(module, ChannelShuffle):
+        return _map(x, lambda a: ops.channel_shuffle(a, module.groups))
+    if isinstance(module, Identity):
+        return x
+    if isinstance(module, Dropout):
+        if mode and module.p > 0:
+            raise ValueError("no deterministic bound for Dropout in training mode")
+        return x
+    raise TypeError(f"no error bound for {type(module).__name__}")
+
+
+_LEAVES = (Conv2d, ConvTranspose2d, Linear, BatchNorm2d, ReLU, ReLU6, AdaptiveAvgPool2d, Flatten, ChannelShuffle,
+           Identity, Dropout)
+_SEQUENTIAL = (Sequential, tutorial.DepthwiseSeparableConv, tutorial.MobileNetBlock, tutorial.HybridBlock)
+
+
+@dataclass
+class Observed:
+    """One implementation's run of a network: qualified leaf name -> (input, output) as that
+    implementation computed them, and (training mode) its state_dict after the run."""
+
+    io: dict
+    state_after: dict | None = None
+
+
+class _Walk:
+    """Follows an npconv module tree the way its forward does, carrying a `Bounded`.
+
+    A priori (observed=None): every layer's bound is applied to the bound carried in.
+    Layer by layer (observed given): at every leaf, the input the implementation actually
+    used must lie within the carried bound (exactly equal when it is exact); the leaf's
+    output is then checked against the layer's own bound at that actual input, and the
+    walk continues from the actual output, exact. Only the glue between leaves (residual
+    adds, the functional pooling of MobileNetV2) carries a bound from one leaf to the next.
+    """
+
+    def __init__(self, dtype, training, observed: Observed | None = None, who: str = "",
+                 state_before: dict | None = None, meaningful: float | None = None):
+        self.dtype = np.dtype(dtype)
+        self.training = training
+        self.observed = observed
+        self.who = who
+        self.state_before = state_before
+        self.meaningful = meaningful
+        self.checked: list[str] = []
+
+    def leaf(self, module, x: Bounded, path: str, mode: bool) -> Bounded:
+        stats = None
+        if isinstance(module, BatchNorm2d) and module.track_running_stats and self.state_before is not None:
+            stats = tuple(self.state_before[f"{path}.{key}"] for key in
+                          ("running_mean", "running_var", "num_batches_tracked"))
+        if self.observed is None:
+            return _leaf_bound(module, x, self.dtype, mode, stats)
+        inp, out = self.observed.io[path]
+        where = f"{self.who} '{path}' ({type(module).__name__})"
+        assert_within_bound(inp, x.value, x.error, what=f"{where} input")
+        local = _leaf_bound(module, Bounded.exact(inp), self.dtype, mode, stats)
+        assert_within_bound(out, local.value, local.error, what=f"{where} output")
+        if self.meaningful is not None:
+            scale = float(np.max(np.abs(local.value), initial=0.0))
+            worst = float(np.max(local.error, initial=0.0))
+            assert worst <= self.meaningful * scale or scale == 0, f"{where}: bound {worst:.3g} vs |values| {scale:.3g}"
+        if (isinstance(module, BatchNorm2d) and mode and module.track_running_stats
+                and self.observed.state_after is not None):
+            step = batch_norm_train_bound(module, Bounded.exact(inp), self.dtype, stats)
+            for key, bounded in (("running_mean", step.running_mean), ("running_var", step.running_var)):
+                assert_within_bound(self.observed.state_after[f"{path}.{key}"], bounded.value, bounded.error,
+                                    what=f"{where} {key}")
+        self.checked.append(path)
+        return Bounded.exact(out)
+
+    def walk(self, module, x: Bounded, path: str = "") -> Bounded:
+        mode = module.training if self.training is None else self.training
+        child = lambda name: f"{path}.{name}" if path else name  # noqa: E731
+        if isinstance(module, _LEAVES):
+            return self.leaf(module, x, path, mode)
+        if isinstance(module, (tutorial.InvertedResidual, mobilenet_v2.InvertedResidual)):
+            y = self.walk(module.conv, x, child("conv"))
+            residual = module.use_residual if isinstance(module, tutorial.InvertedResidual) else module.use_res_connect
+            return add_bound(x, y, self.dtype) if residual else y
+        if isinstance(module, _SEQUENTIAL):
+            for name, sub in module.named_children():
+                x = self.walk(sub, x, child(name))
+            return x
+        if isinstance(module, tutorial.TinyMobileNet):
+            x = self.walk(module.features, x, child("features"))
+            x = _map(x, lambda a: ops.flatten(a, 1))
+            return self.walk(module.classifier, x, child("classifier"))
+        if isinstance(module, MobileNetV1):
+            x = self.walk(module.features, x, child("features"))
+            x = self.walk(module.avgpool, x, child("avgpool"))
+            x = _map(x, lambda a: ops.flatten(a, 1))
+            return self.walk(module.classifier, x, child("classifier"))
+        if isinstance(module, mobilenet_v2.MobileNetV2):
+            x = self.walk(module.features, x, child("features"))
+            x = adaptive_avg_pool2d_bound(x, (1, 1), self.dtype)
+            x = _map(x, lambda a: ops.flatten(a, 1))
+            return self.walk(module.classifier, x, child("classifier"))
+        raise TypeError(f"no error bound for {type(module).__name__}")
+
+
+def propagate(module, x: Bounded, dtype, training: bool | None = None, state_before: dict | None = None) -> Bounded:
+    """The a-priori bound on `module(x)` computed in `dtype` (module docstring). `training`
+    defaults to each module's own mode; nothing in `module` is changed."""
+    with counting.paused():
+        return _Walk(dtype, training, state_before=state_before).walk(module, x)
+
+
+def check_layer_by_layer(module, x: np.ndarray, output: np.ndarray, observed: Observed, dtype, who: str,
+                         training: bool | None = None, state_before: dict | None = None,
+                         meaningful: float | None = 1e-2) -> list[str]:
+    """Check one implementation's run of `module` on input x, leaf by leaf (see `_Walk`):
+    each leaf's output within that layer's bound at the input it actually received, each
+    input where the previous leaves' outputs (and the glue between them) put it, the final
+    output where the last leaf put it, and, in training, each BatchNorm2d's running
+    statistics within their bound. `state_before`: the state_dict before the run (training).
+    meaningful: also require each leaf's bound to be at most this fraction of its largest
+    output. Returns the qualified names of the leaves checked."""
+    with counting.paused():
+        walk = _Walk(dtype, training, observed, who, state_before, meaningful)
+        final = walk.walk(module, Bounded.exact(x))
+    assert_within_bound(output, final.value, final.error, what=f"{who} final output")
+    return walk.checked
