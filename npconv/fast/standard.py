@@ -128,19 +128,18 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
             pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ,
                       packed[:, :, :columns + max(offsets)], threads)
             block = wide[:, :columns]
+            border = border_p[i0:i0 + rows]  # (rows, KH)
             for q in range(KW):
                 view = packed[phases[q], :, offsets[q]:offsets[q] + columns]
-                if q == 0:
-                    np.matmul(w_q[q], view, out=block)
-                else:
-                    np.matmul(w_q[q], view, out=product[:, :columns])
-                    block += product[:, :columns]
+                with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
+                    if q == 0:
+                        np.matmul(w_q[q], view, out=block)
+                    else:
+                        np.matmul(w_q[q], view, out=product[:, :columns])
+                        block += product[:, :columns]
                 macs += CO * K * rows * OW
-                border = border_p[i0:i0 + rows]
-                padding_macs += CO * C * int(
-                    (border * OW + (1 - border) * border_q[q]).sum()
-                )
-            pad_row = (border_p[i0:i0 + rows] * (KW * OW) + (1 - border_p[i0:i0 + rows]) * int(border_q.sum())).sum(axis=1)
+                padding_macs += CO * C * int((border * OW + (1 - border) * border_q[q]).sum())
+            pad_row = (border * (KW * OW) + (1 - border) * int(border_q.sum())).sum(axis=1)
             b, s, k = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row.astype(np.int64),
                                    bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
             bias_adds += b

@@ -1,0 +1,313 @@
+"""The fast tier (npconv/fast) against the reference kernel (npconv/kernels).
+
+What is proved, over generated configurations (every kernel size, stride, dilation, padding,
+padding mode, channel multiplier, batch and dtype the fast tier claims):
+
+* values: the fast result is within the rigorous error bound of the float64 reference,
+  |fast - ref64| <= bound_from_magnitude(M, n, dtype) with M = sum |x||w| + |b| (the float64
+  reference kernel run on absolute values) and n the inner-product length. The bound holds
+  for any summation order (Higham, eq. 3.5), so it is the right yardstick for BLAS's blocked
+  order and for the depthwise kernel's; NaN / Inf positions must match exactly;
+* counts: the tallies of the two engines are equal, op by op and kind by kind;
+* fused BatchNorm + ReLU6: within bound_from_magnitude(|s| M + |t|, n + 2, dtype) of
+  clamp(ref64 * s + t) (derivation in npconv/fast/__init__.py), counts equal to those of the
+  reference pipeline conv -> ops.batch_norm2d -> ops.relu6;
+* dispatch: configurations the fast tier claims reach it, the others (grouped convolution with
+  1 < groups < C_in, empty arrays) fall back to the reference kernel with identical results;
+  `engine=` and `npconv.engine.use` resolve as documented, bad engines are rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+import npconv
+import npconv.engine
+import npconv.fast
+from npconv import ops
+from npconv.geometry import conv2d_geometry
+from npconv.strategies import Conv2dConfig, conv2d_arrays, conv2d_configs
+from npconv.tolerance import assert_within_bound, bound_from_magnitude, conv2d_magnitude
+
+DTYPES = (np.float16, np.float32, np.float64)
+
+
+def _geometry(cfg: Conv2dConfig):
+    return conv2d_geometry(cfg.input_shape, cfg.weight_shape, (cfg.out_channels,) if cfg.bias else None, **cfg.kwargs())
+
+
+def _by_op(tally) -> dict:
+    return {op: counts.as_dict() for op, counts in tally.by_op.items()}
+
+
+def _run(engine, x, w, b, cfg):
+    with npconv.count() as tally:
+        y = npconv.conv2d(x, w, b, **cfg.kwargs(), engine=engine)
+    return y, tally
+
+
+def _check_against_reference(cfg: Conv2dConfig, x, w, b):
+    """fast within the bound of the float64 reference; counts equal to the reference's."""
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    fast, fast_tally = _run("fast", x, w, b, cfg)
+    reference, reference_tally = _run("reference", x, w, b, cfg)
+    assert fast.dtype == x.dtype and fast.shape == reference.shape
+    exact = npconv.conv2d(as64(x), as64(w), as64(b), **cfg.kwargs(), engine="reference")
+    magnitude = conv2d_magnitude(x, w, b, **cfg.kwargs())
+    n = (cfg.in_channels // cfg.groups) * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
+    bound = bound_from_magnitude(magnitude, n, x.dtype)
+    bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(x.dtype).max)), np.inf, bound)
+    assert_within_bound(fast, exact, bound, what=f"fast {npconv.fast.covers(_geometry(cfg), np.float32)}")
+    assert _by_op(fast_tally) == _by_op(reference_tally)
+
+
+# One configuration per fast kernel and stride family, always run (also the regressions).
+_DEPTHWISE_S2 = Conv2dConfig(1, 3, 6, 3, 9, 8, (3, 3), (2, 2), (1, 1), (1, 1), "zeros", True)
+_DEPTHWISE_REFLECT = Conv2dConfig(2, 2, 2, 2, 5, 6, (3, 3), (1, 1), (2, 1), (1, 1), "reflect", False)
+_DEPTHWISE_DILATED = Conv2dConfig(1, 2, 4, 2, 7, 7, (2, 3), (3, 2), (1, 2), (2, 3), "circular", True)
+_POINTWISE_STRIDED = Conv2dConfig(2, 3, 5, 1, 7, 6, (1, 1), (2, 3), (0, 0), (1, 1), "zeros", True)
+_STANDARD = Conv2dConfig(2, 3, 4, 1, 8, 9, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
+_STANDARD_STRIDED = Conv2dConfig(1, 2, 3, 1, 9, 9, (3, 2), (2, 3), (2, 1), (2, 1), "replicate", False)
+
+
+@given(data=st.data())
+@example(data=None)
+def test_depthwise_fast_within_bound_of_reference_and_counts_equal(data):
+    for dtype in DTYPES if data is None else (data.draw(st.sampled_from(DTYPES)),):
+        cfgs = (
+            (_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED)
+            if data is None
+            else (data.draw(conv2d_configs(depthwise=True, max_size=10, max_stride=3)),)
+        )
+        for cfg in cfgs:
+            rng = np.random.default_rng(0)
+            x, w, b = (
+                data.draw(conv2d_arrays(cfg, dtype=dtype))
+                if data is not None
+                else (
+                    rng.standard_normal(cfg.input_shape).astype(dtype),
+                    rng.standard_normal(cfg.weight_shape).astype(dtype),
+                    rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None,
+                )
+            )
+            _check_against_reference(cfg, x, w, b)
+
+
+@given(data=st.data())
+@example(data=None)
+def test_pointwise_and_standard_fast_within_bound_of_reference_and_counts_equal(data):
+    for dtype in DTYPES if data is None else (data.draw(st.sampled_from(DTYPES)),):
+        cfgs = (
+            (_POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED)
+            if data is None
+            else (data.draw(conv2d_configs(depthwise=False, max_size=10, max_kernel=4)),)
+        )
+        for cfg in cfgs:
+            rng = np.random.default_rng(1)
+            x, w, b = (
+                data.draw(conv2d_arrays(cfg, dtype=dtype))
+                if data is not None
+                else (
+                    rng.standard_normal(cfg.input_shape).astype(dtype),
+                    rng.standard_normal(cfg.weight_shape).astype(dtype),
+                    rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None,
+                )
+            )
+            _check_against_reference(cfg, x, w, b)
+
+
+@given(cfg=st.one_of(conv2d_configs(depthwise=True, max_size=8), conv2d_configs(depthwise=False, max_size=8)),
+       data=st.data())
+def test_non_finite_inputs_give_the_reference_nan_and_inf_positions(cfg, data):
+    """NaN / Inf planted in the input: a sum containing NaN, or both infinities, is NaN in any
+    order, one with a single infinity is that infinity; so positions and signs must match."""
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32, values="special"))
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    fast, fast_tally = _run("fast", x, w, b, cfg)
+    exact, reference_tally = _run("reference", as64(x), as64(w), as64(b), cfg)
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(exact))
+    np.testing.assert_array_equal(np.isposinf(fast), np.isposinf(exact))
+    np.testing.assert_array_equal(np.isneginf(fast), np.isneginf(exact))
+    _check_against_reference(cfg, x, w, b)  # and the finite outputs within the bound
+
+
+@pytest.mark.parametrize("cfg", [_DEPTHWISE_S2, _STANDARD], ids=["depthwise", "standard"])
+def test_infinite_weight_makes_nan_where_it_meets_zero_padding(cfg):
+    """Every tap is executed, padding taps too: 0 * inf = NaN at the border, as in the
+    reference kernel (and PyTorch)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(cfg.input_shape).astype(np.float32)
+    w = rng.standard_normal(cfg.weight_shape).astype(np.float32)
+    w[..., 0, 0] = np.inf
+    fast, _ = _run("fast", x, w, None, cfg)
+    reference, _ = _run("reference", x, w, None, cfg)
+    assert np.isnan(reference).any()
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(reference))
+    np.testing.assert_array_equal(np.isposinf(fast), np.isposinf(reference))
+
+
+@given(cfg=conv2d_configs(depthwise=True, max_size=9, allow_empty_batch=False), data=st.data(),
+       threads=st.integers(1, 5))
+def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads):
+    """Each output is summed by one task in a fixed order: splitting the channels differently
+    gives the same bits."""
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
+    g = _geometry(cfg)
+    x4 = x[np.newaxis] if cfg.unbatched else x
+    one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
+    many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
+    np.testing.assert_array_equal(one, many)
+    assert counts_one == counts_many
+
+
+# ----------------------------------------------------------------------------------------
+# Fused convolution + BatchNorm + ReLU6
+# ----------------------------------------------------------------------------------------
+
+
+@given(
+    cfg=st.one_of(
+        conv2d_configs(depthwise=True, max_size=8, allow_unbatched=False, allow_empty_batch=False),
+        conv2d_configs(depthwise=False, max_size=8, allow_unbatched=False, allow_empty_batch=False),
+    ),
+    dtype=st.sampled_from((np.float32, np.float64)),
+    relu6=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_fused_bn_relu6_within_derived_bound_and_counts_match_the_reference_pipeline(cfg, dtype, relu6, seed):
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.standard_normal(cfg.input_shape)).astype(dtype)
+    w = rng.standard_normal(cfg.weight_shape).astype(dtype)
+    b = rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None
+    C = cfg.out_channels
+    mean, var = rng.standard_normal(C).astype(dtype), rng.uniform(0.1, 4, C).astype(dtype)
+    gamma, beta = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    scale, shift = npconv.fast.batch_norm_scale_shift(mean, var, gamma, beta, eps=1e-5, dtype=dtype)
+
+    with npconv.count() as fused_tally:
+        fused = npconv.fast.conv2d_bn_relu6(x, w, b, scale, shift, **cfg.kwargs(), relu6=relu6)
+
+    # Values: the exact affine map of the float64 reference, then the clamp (1-Lipschitz).
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    exact = npconv.conv2d(as64(x), as64(w), as64(b), **cfg.kwargs(), engine="reference")
+    s64, t64 = scale.astype(np.float64)[:, None, None], shift.astype(np.float64)[:, None, None]
+    exact = exact * s64 + t64
+    if relu6:
+        exact = np.clip(exact, 0, 6)
+    magnitude = conv2d_magnitude(x, w, b, **cfg.kwargs())
+    n = (cfg.in_channels // cfg.groups) * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
+    bound = bound_from_magnitude(np.abs(s64) * magnitude + np.abs(t64), n + 2, dtype)
+    assert_within_bound(fused, exact, bound, what="fused conv + BN + ReLU6")
+
+    # Counts: the same ops, kinds and numbers as the reference pipeline.
+    kind = npconv.fast.covers(_geometry(cfg), dtype)
+    with npconv.count() as reference_tally:
+        if kind == "depthwise":
+            y = npconv.depthwise_conv2d(x, w, b, cfg.stride, cfg.padding, cfg.dilation, cfg.padding_mode,
+                                        engine="reference")
+        elif kind == "pointwise":
+            y = npconv.pointwise_conv2d(x, w, b, cfg.stride, engine="reference")
+        else:
+            y = npconv.conv2d(x, w, b, **cfg.kwargs(), engine="reference")
+        y = ops.batch_norm2d(y, mean, var, gamma, beta, training=False, eps=1e-5)
+        if relu6:
+            ops.relu6(y)
+    assert _by_op(fused_tally) == _by_op(reference_tally)
+
+
+def test_fused_rejects_what_it_does_not_cover_and_bad_parameters():
+    x = np.ones((1, 4, 5, 5), np.float32)
+    grouped = np.ones((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="does not cover"):
+        npconv.fast.conv2d_bn_relu6(x, grouped, groups=2)
+    with pytest.raises(ValueError, match="scale should contain 4 elements"):
+        npconv.fast.conv2d_bn_relu6(x, np.ones((4, 4, 1, 1), np.float32), scale=np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        npconv.fast.conv2d_bn_relu6(x.astype(np.float16), np.ones((4, 4, 1, 1), np.float16))
+
+
+# ----------------------------------------------------------------------------------------
+# Dispatch and fallback
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """Spy on npconv.fast.conv2d: the list of geometries it was asked to compute."""
+    calls = []
+    real = npconv.fast.conv2d
+
+    def spy(x, w, b, geometry, **kwargs):
+        calls.append(geometry)
+        return real(x, w, b, geometry, **kwargs)
+
+    monkeypatch.setattr(npconv.fast, "conv2d", spy)
+    return calls
+
+
+@given(cfg=conv2d_configs(max_size=8, max_groups=4), data=st.data())
+def test_uncovered_configurations_fall_back_to_the_reference(cfg, data):
+    """Grouped convolution (1 < groups < C_in) and empty arrays are not the fast tier's: the
+    "fast" engine must give exactly the reference's bits and counts."""
+    g = _geometry(cfg)
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
+    kind = npconv.fast.covers(g, np.float32)
+    grouped = 1 < cfg.groups < cfg.in_channels
+    empty = min(cfg.batch, g.out_h, g.out_w) == 0
+    assert (kind is None) == (grouped or empty)
+    if kind is None:
+        fast, fast_tally = _run("fast", x, w, b, cfg)
+        reference, reference_tally = _run("reference", x, w, b, cfg)
+        np.testing.assert_array_equal(fast, reference)
+        assert _by_op(fast_tally) == _by_op(reference_tally)
+
+
+def test_engine_selection_reaches_the_fast_tier_only_when_asked(fast_calls):
+    x = np.ones((1, 3, 6, 6), np.float32)
+    w = np.ones((3, 1, 3, 3), np.float32)
+    grouped = np.ones((6, 1, 3, 3), np.float32)
+    assert npconv.engine.current() == npconv.engine.DEFAULT == "reference"
+    npconv.depthwise_conv2d(x, w)
+    assert fast_calls == []
+    npconv.depthwise_conv2d(x, w, engine="fast")
+    assert len(fast_calls) == 1
+    with npconv.engine.use("fast"):
+        assert npconv.engine.current() == "fast"
+        npconv.conv2d(x, np.ones((4, 3, 1, 1), np.float32))
+        npconv.pointwise_conv2d(x, np.ones((4, 3), np.float32))
+        assert len(fast_calls) == 3
+        npconv.conv2d(x, grouped[:, :, :, :], groups=3)  # depthwise with multiplier 2: covered
+        assert len(fast_calls) == 4
+        npconv.conv2d(np.ones((1, 4, 6, 6), np.float32), np.ones((4, 2, 3, 3), np.float32), groups=2)
+        assert len(fast_calls) == 4  # grouped: fell back
+        with npconv.engine.use("reference"):
+            npconv.depthwise_separable_conv2d(x, w, np.ones((4, 3, 1, 1), np.float32))
+            assert len(fast_calls) == 4
+        npconv.depthwise_separable_conv2d(x, w, np.ones((4, 3, 1, 1), np.float32), engine="reference")
+        assert len(fast_calls) == 4
+        npconv.depthwise_separable_conv2d(x, w, np.ones((4, 3, 1, 1), np.float32))
+        assert len(fast_calls) == 6
+    assert npconv.engine.current() == "reference"
+
+
+def test_bad_engine_is_rejected_with_a_clear_message():
+    x = np.ones((1, 1, 3, 3), np.float32)
+    w = np.ones((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=r"engine must be one of \('reference', 'fast'\) or None, but got engine='gpu'"):
+        npconv.conv2d(x, w, engine="gpu")
+    with pytest.raises(TypeError, match="engine must be one of"):
+        npconv.conv2d(x, w, engine=1)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        with npconv.engine.use("Fast"):
+            pass
+
+
+def test_float16_goes_through_the_fast_tier_widened_to_float32(fast_calls):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float16)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float16)
+    y = npconv.conv2d(x, w, padding=1, engine="fast")
+    assert y.dtype == np.float16 and len(fast_calls) == 1 and fast_calls[0].in_channels == 2
