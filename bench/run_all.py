@@ -1,0 +1,38 @@
+"""Every benchmark, in order, each in a fresh process (so each configures its thread pools
+before numpy, numba and torch load): thread pools, per-layer MobileNetV1, the classic
+standard-vs-separable comparison, the roofline, whole models. About 3-4 minutes.
+
+    python bench/run_all.py                      # all cores
+    NPCONV_BENCH_THREADS=1 python bench/run_all.py
+
+Results: bench/results/*.json, *.md, roofline.png; summary.md concatenates the tables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["threads.py", "layers.py", "classic.py", "roofline.py", "models.py"]
+
+
+def main() -> int:
+    began = time.perf_counter()
+    failed = []
+    for script in SCRIPTS:
+        print(f"== bench/{script}", flush=True)
+        if subprocess.run([sys.executable, script], cwd=HERE).returncode != 0:
+            failed.append(script)
+    results = HERE / "results"
+    parts = [(results / f"{name}.md").read_text() for name in ("layers", "classic", "models", "roofline", "threads")
+             if (results / f"{name}.md").exists()]
+    (results / "summary.md").write_text("\n".join(parts))
+    print(f"== done in {time.perf_counter() - began:.0f} s" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
