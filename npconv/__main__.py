@@ -1,0 +1,7 @@
+"""`python -m npconv ...` runs the `npconv` command (npconv.cli)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,699 @@
+"""The `npconv` command (also `python -m npconv`).
+
+    npconv verify [MODEL]        npconv against PyTorch: outputs, MACs, parameters (the main job)
+    npconv summary MODEL         the per-layer cost table (no PyTorch needed)
+    npconv compare               standard vs depthwise-separable convolution, counted and timed
+    npconv models                the model names and their default inputs
+
+`npconv COMMAND --help` explains each. Errors are one line on stderr and a non-zero exit
+status: 2 for a bad argument, 1 when a verification or formula check fails, 3 for anything
+unexpected (set NPCONV_DEBUG=1 to see its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the command can build: npconv's class (npconv.models), its PyTorch twin's
+    class (npconv.twins), the default input, and which options apply."""
+
+    name: str
+    twin: str
+    default_input: tuple
+    description: str
+    downsampling: int = 1       # the total stride: H and W must be at least this
+    width: bool = False         # takes --width
+    classes: bool = False       # takes --num-classes
+    default_out: int | None = None  # blocks: the default --out-channels
+
+    def arguments(self, channels: int, width: float | None, num_classes: int | None, out_channels: int | None):
+        """(args, kwargs) for both npconv's and the twin's constructor."""
+        if self.name in ("mobilenet_v1", "mobilenet_v2"):
+            return (), {"width_mult": 1.0 if width is None else width,
+                        "num_classes": 1000 if num_classes is None else num_classes}
+        if self.name == "tiny_mobilenet":
+            return (), {"num_classes": 10 if num_classes is None else num_classes}
+        out = self.default_out if out_channels is None else out_channels
+        if self.name == "depthwise_separable_conv":
+            return (channels, out, 3), {"stride": 1, "padding": 1}
+        if self.name == "mobilenet_block":
+            return (channels, out), {"stride": 1}
+        if self.name == "inverted_residual":
+            return (channels, channels if out_channels is None else out_channels, 1), {"expand_ratio": 6}
+        return (channels, out), {}  # hybrid_block
+
+
+MODELS = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("tiny_mobilenet", "TinyMobileNet", (1, 3, 224, 224),
+                  "the tutorial's TinyMobileNet: stem + 5 MobileNetBlocks + pool + Linear(256, 10)",
+                  downsampling=8, classes=True),
+        ModelSpec("mobilenet_v1", "MobileNetV1", (1, 3, 224, 224),
+                  "MobileNetV1 (Howard et al. 2017, Table 1), channels int(c * width)",
+                  downsampling=32, width=True, classes=True),
+        ModelSpec("mobilenet_v2", "MobileNetV2", (1, 3, 224, 224),
+                  "MobileNetV2 (Sandler et al. 2018) with torchvision's layout and keys",
+                  downsampling=32, width=True, classes=True),
+        ModelSpec("depthwise_separable_conv", "DepthwiseSeparableConv", (1, 32, 112, 112),
+                  "the tutorial's DepthwiseSeparableConv(C, 64, 3, padding=1), both convs with bias",
+                  default_out=64),
+        ModelSpec("mobilenet_block", "MobileNetBlock", (1, 32, 112, 112),
+                  "the tutorial's MobileNetBlock(C, 64, stride=1): dw 3x3-BN-ReLU6, pw 1x1-BN-ReLU6",
+                  default_out=64),
+        ModelSpec("inverted_residual", "InvertedResidual", (1, 32, 56, 56),
+                  "the tutorial's InvertedResidual(C, C, 1, expand_ratio=6), with its residual add",
+                  default_out=None),
+        ModelSpec("hybrid_block", "HybridBlock", (1, 32, 56, 56),
+                  "the tutorial's HybridBlock(C, 64): conv s2, depthwise separable, conv-transpose s2",
+                  downsampling=2, default_out=64),
+    )
+}
+
+
+@dataclass
+class Resolved:
+    spec: ModelSpec
+    input_shape: tuple
+    args: tuple
+    kwargs: dict
+
+    def npconv_model(self):
+        from . import models
+
+        cls = getattr(models, self.spec.twin)
+        if self.spec.name == "mobilenet_v2":
+            return cls(self.kwargs["width_mult"], self.kwargs["num_classes"], rng=0)
+        return cls(*self.args, **self.kwargs, rng=0)
+
+    def twin(self, seed: int):
+        from . import twins
+
+        calibration = (2,) + tuple(self.input_shape[1:])
+        return twins.build(self.spec.twin, *self.args, seed=seed, calibration_shape=calibration, **self.kwargs)
+
+    @property
+    def label(self) -> str:
+        extra = []
+        if "width_mult" in self.kwargs:
+            extra.append(f"width {self.kwargs['width_mult']:g}")
+        if self.spec.name in ("mobilenet_v1", "mobilenet_v2", "tiny_mobilenet"):
+            extra.append(f"{self.kwargs['num_classes']} classes")
+        elif self.args:
+            extra.append(f"{self.args[0]}→{self.args[1]} channels")
+        return f"{self.spec.name} ({', '.join(extra)})" if extra else self.spec.name
+
+
+def parse_shape(text: str) -> tuple:
+    parts = text.replace("x", ",").replace("×", ",").split(",")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or any(s < 1 for s in shape):
+        raise UsageError(f"--input must be N,C,H,W: four positive integers such as 1,3,224,224, got '{text}'")
+    return shape
+
+
+def resolve(name: str, input_text: str | None, width: float | None, num_classes: int | None,
+            out_channels: int | None) -> Resolved:
+    """Check the model options together and build a Resolved, or raise UsageError."""
+    if name not in MODELS:
+        raise UsageError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)} (see: npconv models)")
+    spec = MODELS[name]
+    shape = spec.default_input if input_text is None else parse_shape(input_text)
+    if width is not None:
+        if not spec.width:
+            raise UsageError(f"--width applies to mobilenet_v1 and mobilenet_v2, not {name}")
+        if not (width > 0 and np.isfinite(width)):
+            raise UsageError(f"--width must be a positive number, got {width:g}")
+        if name == "mobilenet_v1" and int(32 * width) < 1:
+            raise UsageError(f"--width {width:g} leaves mobilenet_v1's first layer int(32 * {width:g}) = 0 channels; "
+                             f"use at least {1 / 32:g}")
+    if num_classes is not None:
+        if not spec.classes:
+            raise UsageError(f"--num-classes applies to tiny_mobilenet, mobilenet_v1 and mobilenet_v2, not {name}")
+        if num_classes < 1:
+            raise UsageError(f"--num-classes must be at least 1, got {num_classes}")
+    if out_channels is not None:
+        if spec.classes:
+            raise UsageError(f"--out-channels applies to the single blocks, not {name}")
+        if out_channels < 1:
+            raise UsageError(f"--out-channels must be at least 1, got {out_channels}")
+    n, c, h, w = shape
+    if spec.classes and c != 3:
+        raise UsageError(f"{name} takes RGB images: --input needs C = 3, got {input_text}")
+    if min(h, w) < spec.downsampling:
+        raise UsageError(
+            f"input {n}×{c}×{h}×{w} is too small for {name}: it downsamples by {spec.downsampling}, "
+            f"so H and W must be at least {spec.downsampling}")
+    args, kwargs = spec.arguments(c, width, num_classes, out_channels)
+    return Resolved(spec, shape, args, kwargs)
+
+
+# ----------------------------------------------------------------------------- output helpers
+
+
+def _console(stderr: bool = False):
+    try:
+        from rich.console import Console
+    except ImportError as error:
+        raise UsageError("tables need the rich package: pip install 'npconv[cli]' (or use --json)") from error
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # a pipe or a file: do not wrap tables at 80 columns
+        console = Console(stderr=stderr, highlight=False, width=max(console.width, 200))
+    return console
+
+
+class _Steps:
+    """A rich spinner on stderr naming the current step (only on a terminal)."""
+
+    def __init__(self, enabled: bool):
+        self.progress = None
+        self.task = None
+        if enabled:
+            try:
+                from rich.console import Console
+                from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            except ImportError:
+                return
+            console = Console(stderr=True)
+            if console.is_terminal:
+                self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                         console=console, transient=True)
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.__enter__()
+            self.task = self.progress.add_task("starting", total=None)
+        return self
+
+    def __call__(self, description: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=description)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+        return False
+
+
+def _need_torch(command: str):
+    try:
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise UsageError(f"npconv {command} compares against PyTorch, which is not installed: "
+                         f"pip install 'npconv[torch]'") from error
+
+
+def _seeded_input(shape: tuple, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def _ratio_cell(check) -> str:
+    """A LayerCheck's error / bound; "exact" when PyTorch and npconv agree bit for bit."""
+    ratio = check if isinstance(check, float) else check.ratio
+    if ratio != ratio or ratio == float("inf"):
+        return "[bold red]✗ ∞[/]"
+    if not isinstance(check, float) and check.max_error == 0:
+        return "[green]exact[/]"
+    if ratio <= 1:  # rounded down, so that 0.99996 does not print as a borderline 1.00
+        return f"[green]{math.floor(ratio * 100) / 100:.2f}[/]"
+    return f"[bold red]{math.ceil(ratio * 100) / 100:.2f}[/]"
+
+
+def _fmt_time(seconds) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def _verify_table(report, title: str):
+    from rich.table import Table
+
+    checks32 = {c.name: c for c in report.checks32 if not c.note}
+    checks64 = {c.name: c for c in report.checks64 if not c.note}
+    table = Table(title=title, header_style="bold", pad_edge=False)
+    for column, justify in (("layer", "left"), ("type", "left"), ("output", "left"), ("params", "right"),
+                            ("MACs", "right"), ("formula", "right"), ("FCM/2", "right"),
+                            ("f32 err/bound", "right"), ("f64 err/bound", "right")):
+        table.add_column(column, justify=justify, no_wrap=column != "layer", overflow="fold")
+    for row in report.summary.rows:
+        params = f"{row.params:,}" if row.params else ""
+        if row.torch_params is not None and row.params and row.torch_params == row.params:
+            params += " [green]=[/]"
+        formula = "[dim]—[/]" if row.formula is None else (
+            f"[bold red]{row.formula.get('macs', 0):,}[/]" if row.mismatches else ("[green]=[/]" if row.macs else ""))
+        fc = row.flop_counter_macs
+        fc_cell = "" if fc is None else ("[green]=[/]" if fc == row.macs and row.macs else
+                                         ("" if fc == row.macs else f"[bold red]{fc:,}[/]"))
+        c32, c64 = checks32.get(row.name), checks64.get(row.name)
+        name = row.name or "(model)"
+        if row.mismatches or row.disagreements or (c32 and not c32.ok) or (c64 and not c64.ok):
+            name = f"[bold red]{name}[/]"
+        table.add_row(name, row.type, "×".join(map(str, row.output_shape or ())), params,
+                      f"{row.macs:,}" if row.macs else "", formula, fc_cell,
+                      _ratio_cell(c32) if c32 else "", _ratio_cell(c64) if c64 else "")
+    links32 = {(c.name, c.note): c for c in report.checks32 if c.note}
+    links64 = {(c.name, c.note): c for c in report.checks64 if c.note}
+    for key in dict.fromkeys(list(links32) + list(links64)):
+        c32, c64 = links32.get(key), links64.get(key)
+        if (c32 is None or c32.max_error == 0) and (c64 is None or c64.max_error == 0) and key[1] == "output":
+            continue  # the model's output is its last layer's, already checked
+        kind = (c32 or c64).kind
+        table.add_row(key[0], f"{kind} ({'input it was fed' if key[1] == 'input' else key[1]})", "", "", "", "",
+                      "", _ratio_cell(c32) if c32 else "", _ratio_cell(c64) if c64 else "")
+    t = report.summary.total
+    table.add_section()
+    table.add_row("[bold]total[/]", "", "", f"[bold]{t['params']:,}[/]", f"[bold]{t['macs']:,}[/]", "",
+                  "" if t.get("flop_counter_macs") is None else f"{t['flop_counter_macs']:,}", "", "")
+    return table
+
+
+def _verdict(report) -> str:
+    t = report.summary.total
+    w32, w64 = report.worst(report.checks32), report.worst(report.checks64)
+    steps = len(report.checks32)
+    if report.ok:
+        return (f"[bold green]✓ verified[/] {report.name}: all {steps} steps agree with PyTorch within their "
+                f"rounding bounds (worst {math.floor(w32.ratio * 100) / 100:.2f} of the bound in float32, "
+                f"{math.floor(w64.ratio * 100) / 100:.2f} in float64); "
+                f"{t['macs']:,} MACs counted = formula = FlopCounterMode/2; {t['params']:,} parameters = "
+                f"sum(numel)")
+    return (f"[bold red]✗ NOT verified[/] {report.name}: {len(report.failures)} problem(s); first: "
+            f"{report.failures[0]}")
+
+
+def cmd_verify(args) -> int:
+    resolved = resolve(args.model, args.input, args.width, args.num_classes, args.out_channels)
+    _need_torch("verify")
+    from .verify import verify_model
+
+    with _Steps(not args.json) as step:
+        step(f"building {resolved.label} in PyTorch with seeded weights")
+        twin = resolved.twin(args.seed)
+        x = _seeded_input(resolved.input_shape, args.seed)
+        report = verify_model(twin, x, name=resolved.label, progress=step, timing=not args.no_timing)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return EXIT_OK if report.ok else EXIT_FAILED
+    console = _console()
+    shape = "×".join(map(str, resolved.input_shape))
+    console.print(_verify_table(report, f"npconv verify {resolved.label}, input {shape} float32, seed {args.seed}"))
+    e32, e64 = report.end_to_end["float32"], report.end_to_end["float64"]
+    console.print(
+        f"End to end, max |y| = {e32['max_abs_y']:.4g}: PyTorch float32 vs npconv float64 "
+        f"{e32['max_abs_error_torch_vs_npconv64']:.3g}, npconv float32 vs float64 "
+        f"{e32['max_abs_error_npconv_vs_npconv64']:.3g}, PyTorch vs npconv in float32 "
+        f"{e32['max_abs_error_torch32_vs_npconv32']:.3g}, in float64 {e64['max_abs_error_torch_vs_npconv64']:.3g}. "
+        f"Worst-case bound propagated through all layers: {e32['bound_over_max_abs_y']:.3g}×|y| (float32), "
+        f"{e64['bound_over_max_abs_y']:.3g}×|y| (float64)"
+        + (" — too loose to judge by; the layer-by-layer bounds above are the test." if
+           e32["bound_over_max_abs_y"] and e32["bound_over_max_abs_y"] > 1 else "."), soft_wrap=True)
+    times = report.times
+    if times["torch"] is not None:
+        fast = _fmt_time(times["fast"]) if times["fast"] is not None else "n/a (fast engine not installed)"
+        console.print(f"One forward pass (median of 3, interleaved): PyTorch {_fmt_time(times['torch'])} "
+                      f"({times['torch_threads']} threads), npconv reference {_fmt_time(times['reference'])}, "
+                      f"fast {fast}. Timings on a shared or small machine are noisy.", soft_wrap=True)
+    console.print(_verdict(report), soft_wrap=True)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def cmd_summary(args) -> int:
+    resolved = resolve(args.model, args.input, args.width, args.num_classes, args.out_channels)
+    from .summary import summary
+
+    dtype = {"float32": np.float32, "float64": np.float64}[args.dtype]
+    twin = None
+    with _Steps(not (args.json or args.markdown)) as step:
+        step(f"building {resolved.label}")
+        model = resolved.npconv_model()
+        if args.flop_counter:
+            _need_torch("summary --flop-counter")
+            twin = resolved.twin(0)
+        step(f"counting a forward pass of {'×'.join(map(str, resolved.input_shape))} on the reference kernels")
+        result = summary(model, resolved.input_shape, dtype=dtype, torch_model=twin, name=resolved.label)
+    if args.json:
+        print(result.to_json())
+    elif args.markdown:
+        print(result.to_markdown(), end="")
+    else:
+        console = _console()
+        shape = "×".join(map(str, resolved.input_shape))
+        console.print(result.rich_table(f"{resolved.label}, input {shape} {args.dtype}"))
+        t = result.total
+        other = ", ".join(f"{kind} {n:,}" for kind, n in t["other"].items())
+        console.print(
+            f"Total: [bold]{t['params']:,}[/] parameters ({t['weight_params']:,} weights, {t['bias_params']:,} "
+            f"bias, {t['bn_params']:,} BatchNorm); [bold]{t['macs']:,}[/] MACs = {t['flops']:,} FLOPs "
+            f"({t['padding_macs']:,} of them on padding); bias adds {t['bias_adds']:,}"
+            + (f", {other}" if other else "") + f"; at least {t['bytes']:,} bytes moved.")
+        console.print("[dim]MACs: conv, transposed conv and linear multiply-accumulates over the padded input; "
+                      "FLOPs = 2·MACs; bias, BatchNorm, activations, pooling and residual adds apart; "
+                      "params include biases and BatchNorm weight/bias, not running statistics. "
+                      "npconv summary --json has every column and the full conventions.[/]")
+        for line in result.mismatches:
+            console.print(f"[bold red]FORMULA MISMATCH[/] {line}")
+        for line in result.disagreements:
+            console.print(f"[bold red]PyTorch disagrees[/] {line}")
+    if result.mismatches or result.disagreements:
+        print(f"npconv summary: error: {len(result.mismatches)} formula mismatch(es), "
+              f"{len(result.disagreements)} disagreement(s) with PyTorch; first: "
+              f"{(result.mismatches + result.disagreements)[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _compare_side(report, macs_formula: int, params_formula: int) -> dict:
+    t = report.summary.total
+    w32, w64 = report.worst(report.checks32), report.worst(report.checks64)
+    return {
+        "params": t["params"],
+        "formula_params": params_formula,
+        "torch_params": t["torch_params"],
+        "macs": t["macs"],
+        "formula_macs": macs_formula,
+        "flop_counter_macs": t["flop_counter_macs"],
+        "padding_macs": t["padding_macs"],
+        "bias_adds": t["bias_adds"],
+        "torch_agreement": {"float32_error_over_bound": w32.ratio, "float64_error_over_bound": w64.ratio,
+                            "max_abs_error_float32": w32.max_error},
+        "times_s": {k: v for k, v in report.times.items() if k != "torch_threads"},
+        "ok": report.ok,
+        "failures": report.failures,
+    }
+
+
+def cmd_compare(args) -> int:
+    for flag, value, low in (("--in", args.in_channels, 1), ("--out", args.out_channels, 1),
+                             ("--kernel", args.kernel, 1), ("--size", args.size, 1), ("--batch", args.batch, 1)):
+        if value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}")
+    _need_torch("compare")
+    import torch
+
+    from . import formulas, twins
+    from .verify import verify_model
+
+    c_in, c_out, k, size, batch = args.in_channels, args.out_channels, args.kernel, args.size, args.batch
+    pad = k // 2
+    x = _seeded_input((batch, c_in, size, size), args.seed)
+    with _Steps(not args.json) as step:
+        step("building the two layers in PyTorch with seeded weights")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            standard = torch.nn.Conv2d(c_in, c_out, k, padding=pad).eval()
+        separable = twins.build("DepthwiseSeparableConv", c_in, c_out, k, padding=pad, seed=args.seed)
+        reports = {}
+        for key, model in (("standard", standard), ("separable", separable)):
+            reports[key] = verify_model(model, x, name=key, progress=lambda d, key=key: step(f"{key}: {d}"),
+                                        timing=not args.no_timing)
+    out_size = size + 2 * pad - k + 1
+    ratio_formula = formulas.separable_to_standard_ratio(c_out, k)
+    result = {
+        "config": {"in": c_in, "out": c_out, "kernel": k, "size": size, "batch": batch, "padding": pad,
+                   "bias": True, "output_size": out_size, "seed": args.seed},
+        "standard": _compare_side(reports["standard"],
+                                  formulas.standard_conv_macs(batch, c_in, c_out, out_size, k),
+                                  formulas.conv2d_params(c_in, c_out, k)),
+        "separable": _compare_side(reports["separable"],
+                                   formulas.depthwise_separable_macs(batch, c_in, c_out, out_size, k),
+                                   formulas.depthwise_separable_params(c_in, c_out, k)),
+    }
+    std, sep = result["standard"], result["separable"]
+    result["ratio"] = {
+        "macs_counted": sep["macs"] / std["macs"],
+        "macs_formula_1_over_N_plus_1_over_K2": ratio_formula,
+        "params_counted": sep["params"] / std["params"],
+        "params_without_bias": (c_in * k * k + c_out * c_in) / (c_out * c_in * k * k),
+    }
+    failures = []
+    for key in ("standard", "separable"):
+        side = result[key]
+        if side["macs"] != side["formula_macs"]:
+            failures.append(f"{key}: counted {side['macs']:,} MACs != formula {side['formula_macs']:,}")
+        if side["params"] != side["formula_params"]:
+            failures.append(f"{key}: {side['params']:,} parameters != formula {side['formula_params']:,}")
+        failures += [f"{key}: {line}" for line in side["failures"]]
+    if abs(result["ratio"]["macs_counted"] - ratio_formula) > 1e-12 * ratio_formula:
+        failures.append(f"MACs ratio {result['ratio']['macs_counted']:.6g} != 1/N + 1/K² = {ratio_formula:.6g}")
+    result["ok"] = not failures
+    result["failures"] = failures
+    if args.json:
+        print(json.dumps(result))
+        return EXIT_OK if not failures else EXIT_FAILED
+
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{c_in}→{c_out}, {k}×{k} kernel, padding {pad}, input {batch}×{c_in}×{size}×{size}, "
+                        f"both with bias", header_style="bold")
+    table.add_column("")
+    table.add_column("standard Conv2d", justify="right")
+    table.add_column("depthwise separable", justify="right")
+    table.add_column("separable / standard", justify="right")
+
+    def same(a, b):
+        return "[green]=[/]" if a == b else f"[bold red]{b:,}[/]"
+
+    table.add_row("parameters (counted)", f"{std['params']:,}", f"{sep['params']:,}",
+                  f"{result['ratio']['params_counted']:.4f}")
+    table.add_row("  formula / sum(numel)", f"{same(std['params'], std['formula_params'])} / "
+                  f"{same(std['params'], std['torch_params'])}",
+                  f"{same(sep['params'], sep['formula_params'])} / {same(sep['params'], sep['torch_params'])}",
+                  f"{result['ratio']['params_without_bias']:.4f} without biases")
+    table.add_row("MACs (counted)", f"{std['macs']:,}", f"{sep['macs']:,}", f"{result['ratio']['macs_counted']:.6f}")
+    table.add_row("  formula / FlopCounterMode÷2", f"{same(std['macs'], std['formula_macs'])} / "
+                  f"{same(std['macs'], std['flop_counter_macs'])}",
+                  f"{same(sep['macs'], sep['formula_macs'])} / {same(sep['macs'], sep['flop_counter_macs'])}",
+                  f"1/{c_out} + 1/{k * k} = {ratio_formula:.6f}")
+    table.add_row("  of which on padding", f"{std['padding_macs']:,}", f"{sep['padding_macs']:,}", "")
+    table.add_row("agrees with PyTorch (err/bound, f32 · f64)",
+                  f"{_ratio_cell(std['torch_agreement']['float32_error_over_bound'])} · "
+                  f"{_ratio_cell(std['torch_agreement']['float64_error_over_bound'])}",
+                  f"{_ratio_cell(sep['torch_agreement']['float32_error_over_bound'])} · "
+                  f"{_ratio_cell(sep['torch_agreement']['float64_error_over_bound'])}", "")
+    for engine in ("torch", "reference", "fast"):
+        a, b = std["times_s"].get(engine), sep["times_s"].get(engine)
+        label = {"torch": "time, PyTorch", "reference": "time, npconv reference", "fast": "time, npconv fast"}[engine]
+        table.add_row(label, _fmt_time(a), _fmt_time(b), f"{b / a:.3f}" if a and b else "")
+    console.print(table)
+    console.print("[dim]Times are medians of 3 interleaved runs of one forward pass; on a shared or small "
+                  "machine they are noisy. MACs count every tap over the padded input, so the ratio is exactly "
+                  "1/N + 1/K² (Howard et al. 2017, eq. 5).[/]")
+    if failures:
+        console.print(f"[bold red]✗ {len(failures)} problem(s)[/]; first: {failures[0]}")
+        return EXIT_FAILED
+    console.print(f"[bold green]✓[/] counted = formula = FlopCounterMode/2 = sum(numel) for both layers; both "
+                  f"agree with PyTorch within their rounding bounds; separable costs "
+                  f"{result['ratio']['macs_counted']:.4f}× the MACs.")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def cmd_models(args) -> int:
+    if args.json:
+        print(json.dumps({name: {"default_input": list(spec.default_input), "description": spec.description,
+                                 "width": spec.width, "num_classes": spec.classes,
+                                 "min_size": spec.downsampling} for name, spec in MODELS.items()}))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    table.add_column("MODEL")
+    table.add_column("default --input")
+    table.add_column("what it is")
+    table.add_column("options")
+    for name, spec in MODELS.items():
+        options = ", ".join(o for o, on in (("--width", spec.width), ("--num-classes", spec.classes),
+                                            ("--out-channels", not spec.classes)) if on)
+        table.add_row(name, ",".join(map(str, spec.default_input)), spec.description, options)
+    _console().print(table)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line (and a pointer to --help) instead of usage + error."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+_MODEL_HELP = "\n".join(f"  {name:<26}{spec.description}" for name, spec in MODELS.items())
+
+_DESCRIPTION = """\
+npconv: 2-D convolution and MobileNet from first principles, checked against PyTorch.
+
+Start here:
+  npconv verify                       the tutorial's TinyMobileNet: npconv vs PyTorch, layer by layer
+  npconv summary mobilenet_v1         the per-layer cost table (MACs, parameters, bytes)
+  npconv compare                      standard vs depthwise-separable convolution
+
+Conventions: MACs are the multiply-accumulates of conv, transposed conv and linear layers as
+npconv's kernels execute them (padding taps included); FLOPs = 2·MACs; parameters are every
+parameter element (biases and BatchNorm weight/bias included). Exit status: 0 all agree,
+1 a check failed, 2 a bad argument, 3 an internal error.
+"""
+
+
+def _add_model_options(p, model_required: bool):
+    if model_required:
+        p.add_argument("model", metavar="MODEL", help="a model name (see below)")
+    else:
+        p.add_argument("model", metavar="MODEL", nargs="?", default="tiny_mobilenet",
+                       help="a model name (see below); default tiny_mobilenet")
+    p.add_argument("--input", metavar="N,C,H,W", help="input shape; default per model (see: npconv models)")
+    p.add_argument("--width", type=float, metavar="ALPHA",
+                   help="width multiplier of mobilenet_v1/v2 (default 1.0; the papers use 1.0, 0.75, 0.5, 0.25)")
+    p.add_argument("--num-classes", type=int, metavar="K",
+                   help="classifier outputs (default 1000; tiny_mobilenet 10)")
+    p.add_argument("--out-channels", type=int, metavar="C",
+                   help="output channels of a single block (default 64; inverted_residual: C of --input)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="npconv", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"npconv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "verify", help="npconv vs PyTorch on one model: outputs, MACs, parameters (the main job)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Build MODEL in PyTorch with seeded weights (and seeded BatchNorm statistics), convert it to
+npconv with the same weights, run both on one seeded float32 input, and check:
+
+  * every layer: PyTorch's output (float32, and again float64) lies within that layer's
+    rounding bound of npconv's float64 result on PyTorch's own input to the layer, and each
+    composition step (sequence, residual add, flatten, pooling) feeds the next layer what
+    npconv's forward would -- a rigorous bound per step, no tolerance tuned (docs/cli.md);
+  * counted MACs == closed-form formula == FlopCounterMode / 2, per layer and in total;
+  * parameters == sum(p.numel()) of the PyTorch model, per layer and in total.
+
+It prints the per-layer table, the end-to-end differences, one forward pass's time in
+PyTorch and on each npconv engine, and a one-line verdict. Exit status 0 only when
+everything agrees.""",
+        epilog="models:\n" + _MODEL_HELP + "\n\nexample: npconv verify mobilenet_v2 --width 0.5 --input 1,3,96,96")
+    _add_model_options(p, model_required=False)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
+    p.add_argument("--no-timing", action="store_true", help="skip timing the forward passes")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "summary", help="per-layer cost table: params, MACs (counted and formula), other ops, bytes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Count one forward pass of MODEL on npconv's reference kernels and print, per layer: output
+shape, parameters (weights / bias / BatchNorm), counted MACs and the formula's, padding MACs,
+other operations by kind (bias adds, BatchNorm scale/shift, activation comparisons, pooling,
+residual adds), the minimum bytes moved and MACs per byte. Exits 1 if any counted figure
+differs from its formula. No PyTorch needed (except for --flop-counter).""",
+        epilog="models:\n" + _MODEL_HELP + "\n\nexamples:\n  npconv summary mobilenet_v1 --width 0.5\n"
+               "  npconv summary mobilenet_v2 --input 1,3,160,160 --json")
+    _add_model_options(p, model_required=True)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="dtype of the forward pass (sets the bytes columns); default float32")
+    p.add_argument("--flop-counter", action="store_true",
+                   help="add PyTorch's FlopCounterMode / 2 per layer (builds the PyTorch twin)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help='print one JSON object: {"total": {"params", "macs", ...}, "layers": [...], ...}')
+    out.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser(
+        "compare", help="standard vs depthwise-separable convolution: params, MACs, agreement, time",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+The tutorial's comparison: a standard K×K convolution C_IN -> C_OUT against the
+depthwise-separable replacement (depthwise K×K on C_IN, then pointwise 1×1 to C_OUT), both
+with bias and padding K//2. Prints parameters and MACs (counted, by formula and by
+FlopCounterMode), the MACs ratio against 1/C_OUT + 1/K², agreement of both with PyTorch,
+and one forward pass's time in PyTorch and on each npconv engine.""",
+        epilog="example: npconv compare --in 32 --out 64 --size 128 --batch 4")
+    p.add_argument("--in", dest="in_channels", type=int, default=3, metavar="C_IN", help="input channels (3)")
+    p.add_argument("--out", dest="out_channels", type=int, default=64, metavar="C_OUT", help="output channels (64)")
+    p.add_argument("--kernel", type=int, default=3, metavar="K", help="kernel size (3)")
+    p.add_argument("--size", type=int, default=224, metavar="H", help="input height and width (224)")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
+    p.add_argument("--no-timing", action="store_true", help="skip timing the forward passes")
+    p.add_argument("--json", action="store_true", help='print one JSON object: {"standard": {...}, "separable": ...}')
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("models", help="the model names, their default inputs and options")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the `npconv` console script; returns the exit status."""
+    parser = build_parser()
+    prog = "npconv"
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        prog = f"npconv {args.command}"
+        return args.func(args)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError) as error:  # a model or kernel rejecting the configuration
+        if os.environ.get("NPCONV_DEBUG"):
+            raise
+        print(f"{prog}: error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback (NPCONV_DEBUG=1 shows it)
+        if os.environ.get("NPCONV_DEBUG"):
+            raise
+        text = str(error).splitlines()[0] if str(error) else ""
+        print(f"{prog}: internal error: {type(error).__name__}: {text} (NPCONV_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

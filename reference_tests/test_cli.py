@@ -1,0 +1,213 @@
+"""The `npconv` command, through a subprocess as a user runs it: every subcommand, the
+--json schemas, and bad arguments (each one line on stderr, a non-zero exit, no traceback).
+
+Expected figures are closed forms written here (Howard et al. 2017, eq. 5 and Table 1;
+torchvision's published parameter count), never numbers copied from npconv's output.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="200")
+
+
+def npconv(*args, module: bool = True):
+    """Run `python -m npconv ARGS` (or the console script) from the repository root."""
+    command = [sys.executable, "-m", "npconv", *args] if module else ["npconv", *args]
+    return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("npconv")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ----------------------------------------------------------------------------- the main job
+
+
+def test_verify_default_is_the_main_job():
+    """`npconv verify` with no arguments: the tutorial's TinyMobileNet at 1x3x224x224."""
+    result = npconv("verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ verified tiny_mobilenet" in result.stdout
+    # TinyMobileNet's MACs and parameters, from the tutorial's layer list (stem 3->32 s2 at
+    # 224 -> 112, then blocks (in, out, stride): output H*W*(9*in + in*out) each, then Linear 256->10).
+    h, macs, params = 112, 112 * 112 * 32 * 27, 32 * 27 + 2 * 32
+    for cin, cout, stride in ((32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1)):
+        h //= stride
+        macs += h * h * (9 * cin + cin * cout)
+        params += 9 * cin + 2 * cin + cin * cout + 2 * cout
+    macs, params = macs + 2560, params + 2570
+    verdict = result.stdout.strip().splitlines()[-1]  # one line
+    assert f"{macs:,} MACs counted = formula = FlopCounterMode/2" in verdict
+    assert f"{params:,} parameters = sum(numel)" in verdict
+
+
+def test_verify_json_on_mobilenet_v2_with_residual_adds():
+    result = npconv("verify", "mobilenet_v2", "--width", "0.35", "--input", "1,3,32,32", "--json", "--no-timing")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["failures"] == []
+    assert report["summary"]["total"]["params"] == report["summary"]["total"]["torch_params"]
+    assert report["summary"]["total"]["macs"] == report["summary"]["total"]["flop_counter_macs"]
+    assert report["layer_by_layer"]["float32"]["error_over_bound"] <= 1
+    assert report["layer_by_layer"]["float64"]["error_over_bound"] <= 1
+    assert report["walk_matches_model"] is True
+    assert report["times_s"]["torch"] is None  # --no-timing
+
+
+def test_verify_blocks_by_console_script():
+    result = npconv("verify", "hybrid_block", "--input", "2,4,9,9", "--out-channels", "6", "--seed", "3",
+                    "--no-timing", module=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ verified hybrid_block" in result.stdout
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def mobilenet_v1_by_hand(width, size):
+    """(MACs, parameters) of Howard et al. 2017, Table 1 (see test_summary.py)."""
+    c = lambda n: int(n * width)  # noqa: E731
+    blocks = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)] + \
+        [(512, 512, 1)] * 5 + [(512, 1024, 2), (1024, 1024, 1)]
+    h = (size - 1) // 2 + 1
+    macs, params = h * h * c(32) * 27, c(32) * 27 + 2 * c(32)
+    for cin, cout, stride in blocks:
+        h = (h - 1) // stride + 1
+        macs += h * h * c(cin) * (9 + c(cout))
+        params += c(cin) * 9 + 2 * c(cin) + c(cin) * c(cout) + 2 * c(cout)
+    return macs + c(1024) * 1000, params + c(1024) * 1000 + 1000
+
+
+def test_summary_json_schema():
+    result = npconv("summary", "mobilenet_v1", "--width", "0.5", "--input", "1,3,32,32", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    total = report["total"]
+    assert isinstance(total["params"], int) and isinstance(total["macs"], int)
+    assert (total["macs"], total["params"]) == mobilenet_v1_by_hand(0.5, 32)
+    assert total["flops"] == 2 * total["macs"]
+    assert report["ok"] is True and report["formula_mismatches"] == []
+    names = [layer["name"] for layer in report["layers"]]
+    assert names[0] == "features.0.0" and names[-1] == "classifier"
+    for layer in report["layers"]:
+        assert {"name", "type", "output_shape", "params", "macs", "formula_macs", "padding_macs", "counted",
+                "bytes", "intensity"} <= set(layer)
+        assert layer["macs"] == layer["formula_macs"]
+    assert set(report["conventions"]) >= {"macs", "flops", "params", "bytes"}
+
+
+def test_summary_table_markdown_and_flop_counter():
+    table = npconv("summary", "tiny_mobilenet", "--input", "1,3,32,32")
+    assert table.returncode == 0, table.stderr
+    assert "features.3.dw_conv.0" in table.stdout and "Total:" in table.stdout
+    markdown = npconv("summary", "inverted_residual", "--input", "1,8,8,8", "--markdown")
+    assert markdown.returncode == 0, markdown.stderr
+    assert "| `conv.0` | Conv2d |" in markdown.stdout and "res+" in markdown.stdout
+    fc = npconv("summary", "mobilenet_v2", "--width", "0.5", "--input", "1,3,32,32", "--flop-counter", "--json")
+    assert fc.returncode == 0, fc.stderr
+    total = json.loads(fc.stdout)["total"]
+    assert total["flop_counter_macs"] == total["macs"]
+    assert total["torch_params"] == total["params"]
+
+
+def test_summary_exits_non_zero_on_a_formula_mismatch():
+    code = ("import sys, npconv.formulas as f; real = f.conv2d_macs; "
+            "f.conv2d_macs = lambda *a, **k: real(*a, **k) + 1; "
+            "from npconv.cli import main; sys.exit(main(['summary', 'mobilenet_block', '--input', '1,4,8,8']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "FORMULA MISMATCH" in result.stdout
+    assert result.stderr.strip().count("\n") == 0 and "formula mismatch" in result.stderr
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def test_compare_json():
+    result = npconv("compare", "--in", "4", "--out", "8", "--kernel", "3", "--size", "12", "--batch", "2", "--json",
+                    "--no-timing")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    std, sep = report["standard"], report["separable"]
+    oh = 12  # padding K//2 keeps the size
+    assert std["params"] == 8 * 4 * 9 + 8 and sep["params"] == (4 * 9 + 4) + (8 * 4 + 8)
+    assert std["macs"] == 2 * 8 * oh * oh * 4 * 9 and sep["macs"] == 2 * oh * oh * 4 * (9 + 8)
+    for side in (std, sep):
+        assert side["macs"] == side["formula_macs"] == side["flop_counter_macs"]
+        assert side["params"] == side["formula_params"] == side["torch_params"]
+        assert side["torch_agreement"]["float32_error_over_bound"] <= 1
+    assert report["ratio"]["macs_counted"] == pytest.approx(1 / 8 + 1 / 9, rel=1e-12)
+    assert report["ok"] is True
+
+
+def test_compare_default_table():
+    """The tutorial's example: 3 -> 64, 3x3, 224x224, batch 1, timed on every engine."""
+    result = npconv("compare")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{64 * 224 * 224 * 27:,}" in result.stdout          # standard MACs
+    assert f"{224 * 224 * 3 * (9 + 64):,}" in result.stdout     # separable MACs
+    assert "1/64 + 1/9" in result.stdout
+    assert "time, npconv fast" in result.stdout and "time, PyTorch" in result.stdout
+
+
+# ----------------------------------------------------------------------------- help and models
+
+
+def test_help_for_every_command():
+    for args in ((), ("verify",), ("summary",), ("compare",), ("models",)):
+        result = npconv(*args, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "usage: npconv" in result.stdout
+    assert "tiny_mobilenet" in npconv("verify", "--help").stdout
+    assert "Start here" in npconv("--help").stdout
+
+
+def test_models_json():
+    result = npconv("models", "--json")
+    assert result.returncode == 0
+    names = json.loads(result.stdout)
+    assert {"tiny_mobilenet", "mobilenet_v1", "mobilenet_v2", "depthwise_separable_conv", "mobilenet_block",
+            "inverted_residual", "hybrid_block"} <= set(names)
+
+
+# ----------------------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("summary", "resnet50"), ("unknown model 'resnet50'", "mobilenet_v1")),
+    (("verify", "mobilenet_v7"), ("unknown model",)),
+    (("summary", "mobilenet_v1", "--input", "1,3,224"), ("--input must be N,C,H,W",)),
+    (("summary", "mobilenet_v1", "--input", "1,3,a,224"), ("--input must be N,C,H,W",)),
+    (("summary", "mobilenet_v1", "--input", "0,3,224,224"), ("four positive integers",)),
+    (("summary", "mobilenet_v1", "--width", "-0.5"), ("--width must be a positive number",)),
+    (("verify", "mobilenet_v2", "--width", "0"), ("--width must be a positive number",)),
+    (("summary", "mobilenet_v1", "--width", "0.01"), ("0 channels",)),
+    (("summary", "mobilenet_v1", "--input", "1,3,16,16"), ("too small for mobilenet_v1", "at least 32")),
+    (("verify", "tiny_mobilenet", "--input", "1,3,4,4"), ("too small for tiny_mobilenet",)),
+    (("summary", "tiny_mobilenet", "--width", "0.5"), ("--width applies to",)),
+    (("summary", "mobilenet_v1", "--input", "1,4,224,224"), ("C = 3",)),
+    (("summary", "mobilenet_v1", "--num-classes", "0"), ("--num-classes must be at least 1",)),
+    (("summary", "mobilenet_block", "--out-channels", "-2"), ("--out-channels must be at least 1",)),
+    (("summary", "mobilenet_v1", "--width", "wide"), ("invalid float value",)),
+    (("summary",), ("MODEL",)),
+    (("summary", "mobilenet_v1", "--json", "--markdown"), ("not allowed with",)),
+    (("compare", "--kernel", "0"), ("--kernel must be at least 1",)),
+    (("compare", "--size", "-3"), ("--size must be at least 1",)),
+    (("frobnicate",), ("invalid choice",)),
+])
+def test_bad_arguments_give_one_line_and_a_non_zero_exit(args, fragments):
+    assert_one_line_error(npconv(*args), *fragments)
