@@ -509,13 +509,13 @@ def cmd_compare(args) -> int:
     console.print(table)
     console.print("[dim]Times are medians of 3 interleaved runs of one forward pass; on a shared or small "
                   "machine they are noisy. MACs count every tap over the padded input, so the ratio is exactly "
-                  "1/N + 1/K² (Howard et al. 2017, eq. 5).[/]")
+                  "1/N + 1/K² (Howard et al. 2017, eq. 5).[/]", soft_wrap=True)
     if failures:
-        console.print(f"[bold red]✗ {len(failures)} problem(s)[/]; first: {failures[0]}")
+        console.print(f"[bold red]✗ {len(failures)} problem(s)[/]; first: {failures[0]}", soft_wrap=True)
         return EXIT_FAILED
     console.print(f"[bold green]✓[/] counted = formula = FlopCounterMode/2 = sum(numel) for both layers; both "
                   f"agree with PyTorch within their rounding bounds; separable costs "
-                  f"{result['ratio']['macs_counted']:.4f}× the MACs.")
+                  f"{result['ratio']['macs_counted']:.4f}× the MACs.", soft_wrap=True)
     return EXIT_OK
 
 
