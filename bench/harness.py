@@ -38,7 +38,13 @@ def configure(threads: int | None = None) -> int:
     T = threads or int(os.environ.get("NPCONV_BENCH_THREADS", 0)) or os.cpu_count() or 1
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(T)
-    if os.environ.get("NPCONV_BENCH_SPIN") != "1":
+    spincount = os.environ.get("NPCONV_BENCH_SPINCOUNT")
+    if os.environ.get("NPCONV_BENCH_SPIN") == "1":
+        pass
+    elif spincount:
+        os.environ["GOMP_SPINCOUNT"] = spincount  # spin this long (pause-loop iterations), then sleep
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    else:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -70,7 +76,8 @@ def machine(T: int) -> dict:
         "threads": T,
         "numba_threading_layer": None,
         "torch_threads": torch.get_num_threads(),
-        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS",
+        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT",
+                                                 "OPENBLAS_NUM_THREADS",
                                                  "OPENBLAS_CORETYPE", "NPCONV_BENCH_SPIN")},
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }

@@ -47,6 +47,7 @@ print(json.dumps(r))
 CONFIGS = {
     "defaults (spinning pools), 2 threads": {"NPCONV_BENCH_SPIN": "1", "NPCONV_BENCH_THREADS": "2"},
     "configured (passive pools), 2 threads": {"NPCONV_BENCH_THREADS": "2"},
+    "short spin (GOMP_SPINCOUNT=10000), 2 threads": {"NPCONV_BENCH_THREADS": "2", "NPCONV_BENCH_SPINCOUNT": "10000"},
     "configured, 1 thread": {"NPCONV_BENCH_THREADS": "1"},
 }
 
@@ -54,7 +55,8 @@ CONFIGS = {
 def measure() -> dict:
     out = {}
     for name, env in CONFIGS.items():
-        full = {k: v for k, v in os.environ.items() if k not in ("NPCONV_BENCH_SPIN", "NPCONV_BENCH_THREADS")} | env
+        full = {k: v for k, v in os.environ.items()
+                if k not in ("NPCONV_BENCH_SPIN", "NPCONV_BENCH_THREADS", "NPCONV_BENCH_SPINCOUNT")} | env
         done = subprocess.run([sys.executable, "-c", PROBE], cwd=HERE, env=full, capture_output=True, text=True,
                               timeout=300)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

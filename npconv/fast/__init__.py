@@ -51,9 +51,7 @@ import numpy as np
 from .. import counting
 from ..geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
 from ..kernels.pad2d import MODE_CODES
-from .depthwise import depthwise
-from .pointwise import pointwise
-from .standard import standard
+from . import depthwise, pointwise, standard
 
 __all__ = ["conv2d", "conv2d_bn_relu6", "covers"]
 
@@ -113,12 +111,12 @@ def conv2d(x, w, b, geometry: Conv2dGeometry, *, scale=None, shift=None, relu6=F
     if kind == "depthwise":
         y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype)
         w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
-        counts = depthwise(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w,
+        counts = depthwise.depthwise(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w,
                            g.pad_top, g.pad_left, padded_h, padded_w, mode, threads)
     elif kind == "pointwise":
-        y, counts = pointwise(x, w, g.stride_h, g.stride_w, *epilogue, threads)
+        y, counts = pointwise.pointwise(x, w, g.stride_h, g.stride_w, *epilogue, threads)
     else:
-        y, counts = standard(x, w, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left,
+        y, counts = standard.standard(x, w, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left,
                              padded_h, padded_w, mode, g.out_h, g.out_w, *epilogue, threads)
     macs, padding_macs, bias_adds, scale_shifts, compares = (int(k) for k in counts)
     recorded = {"conv": dict(macs=macs, padding_macs=padding_macs, bias_adds=bias_adds)}

@@ -74,23 +74,34 @@ def fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat):
 
 @njit(cache=True)
 def fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat):
-    # fill_interior at stride 2: four sub-planes (row parity a, column parity b), so that the
-    # divisions by the stride are shifts; input column k lands in parity (k + pad_left) & 1
+    # fill_interior at stride 2: four sub-planes (row parity a, column parity b). Input column
+    # k lands in column parity (k + pad_left) & 1: even k in one sub-plane, odd k in the other,
+    # so each row is split by one loop that reads src[2t] and src[2t + 1] (a de-interleave the
+    # compiler vectorises) and writes two unit-stride rows.
     H, W = x.shape[2], x.shape[3]
     plane = RJ * WJ
+    b_even = pad_left & 1                 # column parity of the even input columns
+    jj_even = pad_left >> 1               # their first index in that sub-plane
+    jj_odd = (1 + pad_left) >> 1
+    count_even = min((W + 1) >> 1, WJ - jj_even)
+    count_odd = min(W >> 1, WJ - jj_odd)
+    both = min(count_even, count_odd)
     for r in range(H):
         R = r + pad_top
         rr = R >> 1
         if rr >= RJ:
             break
         src = x[n, c, r]
-        for b in range(2):
-            k0 = (b - pad_left) & 1
-            jj0 = (k0 + pad_left) >> 1
-            count = min((W - k0 + 1) >> 1, WJ - jj0)
-            dst = flat[((R & 1) * 2 + b) * plane + rr * WJ + jj0:]
-            for t in range(count):
-                dst[t] = src[k0 + 2 * t]
+        base = (R & 1) * 2 * plane + rr * WJ
+        evens = flat[base + b_even * plane + jj_even:]
+        odds = flat[base + (1 - b_even) * plane + jj_odd:]
+        for t in range(both):
+            evens[t] = src[2 * t]
+            odds[t] = src[2 * t + 1]
+        for t in range(both, count_even):
+            evens[t] = src[2 * t]
+        for t in range(both, count_odd):
+            odds[t] = src[2 * t + 1]
 
 
 @njit(cache=True)

@@ -15,7 +15,10 @@ leading dimension larger than its width):
     Y[:, i*WJ + j] += W_q @ B[(q*dw) % sw][:, i*WJ + j + (q*dw) // sw]      W_q[o, (p, c)] = w[o, c, p, q]
 
 KW products of (C_out x KH*C_in) @ (KH*C_in x rows*WJ), summed in a cache-sized block, then
-cropped from the WJ-wide grid to OW columns with bias / BatchNorm / ReLU6 on the way. The
+cropped from the WJ-wide grid to OW columns with bias / BatchNorm / ReLU6 on the way.
+Threads: the products run on BLAS's threads; the pack and the crop are single-threaded on
+purpose: a Numba parallel region per block would put two thread pools through a fork-join
+every block, and on a loaded 2-core machine each join can wait a scheduler slice (ms). The
 pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW of an im2col.
 
 Counts, in the loop that issues the products: per product, macs += C_out * (KH*C_in) * rows*OW
@@ -27,7 +30,7 @@ values), so the counts equal the reference kernel's.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..kernels.pad2d import source_index
 from .epilogue import apply, crop
@@ -38,7 +41,7 @@ from .planes import border_columns, border_rows
 BLOCK_COLUMNS = 2048
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed, threads):
     # x: (N, C, H, W)   packed: (sw, KH*C, rows*WJ + slack) overwritten, slack columns zero:
     # packed[phi, p*C + c, r*WJ + jj] = x_pad[n, c, (i0 + r)*sh + p*dh, jj*sw + phi]
@@ -47,7 +50,7 @@ def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode,
     total = packed.shape[2]
     tasks = KH * C
     chunks = max(1, min(tasks, threads))
-    for chunk in prange(chunks):
+    for chunk in range(chunks):
         for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             p = task // C
             c = task - p * C
@@ -83,7 +86,7 @@ def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode,
                     out[k] = zero
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     # wide: (C_out, rows*WJ) the block's wide-grid output   y: (N, C_out, OH, OW), rows i0.. of image n
     # pad_row: (rows,) padding taps per output row of the block (one output channel)
@@ -92,7 +95,7 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
     macs = 0
     padding_macs = 0
     kept = 0
-    for chunk in prange(chunks):
+    for chunk in range(chunks):
         for o in range(chunk * CO // chunks, (chunk + 1) * CO // chunks):
             if has_bias or affine or clamp:
                 apply(wide[o], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
