@@ -6,7 +6,7 @@
 Three questions, each answered with a bound derived below, never a tuned tolerance:
 
 1. Layer by layer (the verdict). PyTorch runs the twin in float32 and again in float64,
-   with hooks recording every leaf layer's input and output. Walking npconv's model in its
+   with hooks recording every module's input and every leaf layer's output. Walking npconv's model in its
    forward order, each leaf layer runs in float64 on PyTorch's *own* input to that layer,
    and PyTorch's output must lie within that one layer's rounding bound of it; between
    leaves, the input PyTorch fed the next layer must be what npconv's composition (the
@@ -116,6 +116,8 @@ def _leaf_bound(module, kind: str, v, e, u: float):
         bound = gamma(n, u) * ops.linear(m, w, b) + n * TINY32
         return bound + ops.linear(e, w, None) if e.any() else bound
     if kind == "BatchNorm2d":
+        if module.running_var is None or module.running_mean is None:
+            raise TypeError("no error bound for a BatchNorm2d without running statistics (it normalises by the batch)")
         var = np.asarray(module.running_var, np.float64)
         weight = np.ones_like(var) if module.weight is None else np.asarray(module.weight, np.float64)
         bias = np.zeros_like(var) if module.bias is None else np.asarray(module.bias, np.float64)
