@@ -28,7 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BASE = Path(__file__).resolve().parent / "results"
+RESULTS = BASE  # bench/results/ for all cores, bench/results/<T>-thread/ for another T (set by configure)
+
+
+def results_dir(T: int) -> Path:
+    return BASE if T == (os.cpu_count() or 1) else BASE / f"{T}-thread"
 
 
 def configure(threads: int | None = None) -> int:
@@ -50,6 +55,8 @@ def configure(threads: int | None = None) -> int:
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         os.environ.pop(name, None)
     os.environ["NPCONV_BENCH_CONFIGURED"] = "1"
+    global RESULTS
+    RESULTS = results_dir(T)
     return T
 
 

@@ -8,8 +8,8 @@ reference_tests/), same thread count, interleaved:
     fast fused      the same, with Conv2d + BatchNorm2d + ReLU6 fused (bench/fused.py)
     reference       npconv's model on the reference engine (a few runs only)
 The largest |difference| between npconv's output and torch's is printed as a sanity check
-(the proofs are in reference_tests/). Peak memory: tracemalloc's peak for npconv's forward
-(NumPy allocations) against torch's CPU allocator peak where it reports one.
+(the proofs are in reference_tests/). Peak memory: the resident memory one forward adds above
+what was already resident, each framework in its own process (`peak_memory`).
 
     python bench/models.py
 
@@ -83,40 +83,75 @@ def measure(repeats: int = 10, reference_repeats: int = 1) -> dict:
         rows.append({"model": name, **timed, **reference, "max_abs_difference_to_torch": difference,
                      "ratio_fast_torch": timed["fast"]["median_ms"] / timed["torch"]["median_ms"],
                      "ratio_fused_torch": timed["fast_fused"]["median_ms"] / timed["torch"]["median_ms"],
-                     "peak_memory": peak_memory(model, twin, x, xt)})
+                     "peak_memory": peak_memory(name)})
         print(name, {k: round(v["median_ms"], 2) for k, v in timed.items()}, difference, flush=True)
     return {"machine": harness.machine(T), "rows": rows}
 
 
-def peak_memory(model, twin, x, xt) -> dict:
-    """Peak bytes allocated during one forward: npconv by tracemalloc (NumPy reports its
-    allocations to it), torch by its CPU memory profiler's peak of self allocations."""
-    import tracemalloc
+MEMORY_PROBE = r"""
+import sys, harness
+T = harness.configure()
+sys.path.insert(0, "../reference_tests")
+import numpy as np, torch, npconv
+from fused import fused
+harness.start_pools(T)
+which, name = sys.argv[1], sys.argv[2]
 
-    tracemalloc.start()
-    with fused(model):
-        model(x)
-    npconv_peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    torch_peak = None
-    try:
-        from torch.profiler import ProfilerActivity, profile
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key))
 
-        with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            twin(xt)
-        events = [e for e in prof.key_averages() if e.cpu_memory_usage > 0]
-        torch_peak = max((e.cpu_memory_usage for e in events), default=None)
-    except Exception as error:  # the profiler is optional evidence, not a requirement
-        torch_peak = f"unavailable: {error}"
-    return {"npconv_fused_peak_bytes": npconv_peak, "torch_largest_op_allocation_bytes": torch_peak}
+small = np.random.default_rng(0).standard_normal((1, 3, 32, 32), dtype=np.float32)
+big = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+if which == "torch":
+    from torch_twins import MobileNetV1
+    from torchvision_twin import MobileNetV2
+    model = (MobileNetV1 if "V1" in name else MobileNetV2)().eval()
+    def forward(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x))
+else:
+    from npconv.models import MobileNetV1, MobileNetV2
+    model = (MobileNetV1 if "V1" in name else MobileNetV2)().eval()
+    def forward(x):
+        with fused(model):
+            return model(x)
+forward(small)  # compiles what needs compiling, on a 32 x 32 input: no 224-sized buffer is left behind
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident size (VmHWM) to the current one
+before = status("VmRSS")
+forward(big)
+print((status("VmHWM") - before) * 1024)
+"""
+
+
+def peak_memory(name: str) -> dict:
+    """Peak resident memory added by one 224 x 224 forward pass, in a fresh process per
+    framework, after a warm-up pass on a 32 x 32 input (JIT compilation, thread pools, without
+    leaving 224-sized buffers in the allocators): the kernel's VmHWM is reset
+    (/proc/self/clear_refs) just before the pass, so the number is the pass's own high-water
+    mark above what was resident (weights, libraries). Linux only; None elsewhere."""
+    import subprocess
+
+    out = {}
+    for which in ("npconv_fused", "torch"):
+        try:
+            done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, which, name], cwd=Path(__file__).resolve().parent,
+                                  capture_output=True, text=True, timeout=300)
+            out[which + "_peak_bytes"] = int(done.stdout.strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            out[which + "_peak_bytes"] = None
+    return out
 
 
 def table(result: dict) -> str:
     headers = ["model (eval, batch 1, 224)", "torch ms", "fast ms", "fast/torch", "fast fused ms", "fused/torch",
-               "reference ms", "npconv peak MiB"]
+               "reference ms", "forward peak MiB: npconv fused / torch"]
+    mib = lambda b: "n/a" if b is None else f"{b / 2**20:.1f}"  # noqa: E731
     body = [[r["model"], r["torch"]["median_ms"], r["fast"]["median_ms"], round(r["ratio_fast_torch"], 2),
              r["fast_fused"]["median_ms"], round(r["ratio_fused_torch"], 2), r["reference"]["median_ms"],
-             round(r["peak_memory"]["npconv_fused_peak_bytes"] / 2**20, 1)] for r in result["rows"]]
+             f"{mib(r['peak_memory']['npconv_fused_peak_bytes'])} / {mib(r['peak_memory']['torch_peak_bytes'])}"]
+            for r in result["rows"]]
     m = result["machine"]
     return (f"Whole models, float32, {m['threads']} threads (target: fast/torch <= 1.0); load average at the end: "
             f"{m['load_average']}\n\n" + harness.markdown(headers, body))

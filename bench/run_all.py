@@ -5,15 +5,19 @@ standard-vs-separable comparison, the roofline, whole models. About 3-4 minutes.
     python bench/run_all.py                      # all cores
     NPCONV_BENCH_THREADS=1 python bench/run_all.py
 
-Results: bench/results/*.json, *.md, roofline.png; summary.md concatenates the tables.
+Results: bench/results/*.json, *.md, roofline.png (bench/results/<T>-thread/ when T is not
+the number of cores); summary.md concatenates the tables.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import harness
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["threads.py", "layers.py", "classic.py", "roofline.py", "models.py"]
@@ -26,7 +30,8 @@ def main() -> int:
         print(f"== bench/{script}", flush=True)
         if subprocess.run([sys.executable, script], cwd=HERE).returncode != 0:
             failed.append(script)
-    results = HERE / "results"
+    threads = int(os.environ.get("NPCONV_BENCH_THREADS", 0)) or os.cpu_count() or 1
+    results = harness.results_dir(threads)
     parts = [(results / f"{name}.md").read_text() for name in ("layers", "classic", "models", "roofline", "threads")
              if (results / f"{name}.md").exists()]
     (results / "summary.md").write_text("\n".join(parts))
