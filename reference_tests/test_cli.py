@@ -154,12 +154,12 @@ def test_compare_json():
     assert report["ok"] is True
 
 
-def test_compare_default_table():
-    """The tutorial's example: 3 -> 64, 3x3, 224x224, batch 1, timed on every engine."""
-    result = npconv("compare")
+def test_compare_table():
+    """The tutorial's example (3 -> 64, 3x3) on a 32x32 input, timed on every engine."""
+    result = npconv("compare", "--size", "32")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{64 * 224 * 224 * 27:,}" in result.stdout          # standard MACs
-    assert f"{224 * 224 * 3 * (9 + 64):,}" in result.stdout     # separable MACs
+    assert f"{64 * 32 * 32 * 27:,}" in result.stdout          # standard MACs
+    assert f"{32 * 32 * 3 * (9 + 64):,}" in result.stdout     # separable MACs
     assert "1/64 + 1/9" in result.stdout
     assert "time, npconv fast" in result.stdout and "time, PyTorch" in result.stdout
 
