@@ -7,12 +7,13 @@ Expected numbers come from closed forms written here from Howard et al. 2017, Ta
 from published figures (torchvision's 3,504,872 parameters), never from npconv's output.
 """
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st
 
-import npconv.summary as summary_module
 from npconv import formulas, models, twins
 from npconv.convert import from_torch
 from npconv.nn import Conv2d
@@ -20,6 +21,9 @@ from npconv.strategies import conv2d_configs
 from npconv.summary import summary
 from npconv.tolerance import conv2d_error_bound
 from npconv.verify import F64_PER_F32, U32, _capture, layer_checks, network_error_bound, verify_model
+
+# the module, even once npconv/__init__.py exports the function `summary` under the same name
+summary_module = importlib.import_module("npconv.summary")
 
 
 # ----------------------------------------------------------------------------- counted == formula == FlopCounterMode
