@@ -42,20 +42,16 @@ BLOCK_COLUMNS = 2048
 
 
 @njit(cache=True)
-def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed, threads):
+def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed):
     # x: (N, C, H, W)   packed: (sw, KH*C, rows*WJ + slack) overwritten, slack columns zero:
     # packed[phi, p*C + c, r*WJ + jj] = x_pad[n, c, (i0 + r)*sh + p*dh, jj*sw + phi]
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     zero = x.dtype.type(0)
     total = packed.shape[2]
-    tasks = KH * C
-    chunks = max(1, min(tasks, threads))
-    for chunk in range(chunks):
-        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            p = task // C
-            c = task - p * C
+    for p in range(KH):
+        for c in range(C):
             for phi in range(sw):
-                out = packed[phi, task]
+                out = packed[phi, p * C + c]
                 for r in range(rows):
                     row = source_index((i0 + r) * sh + p * dh - pad_top, H, mode)
                     dst = out[r * WJ:]
@@ -87,27 +83,26 @@ def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode,
 
 
 @njit(cache=True)
-def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
+def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp):
     # wide: (C_out, rows*WJ) the block's wide-grid output   y: (N, C_out, OH, OW), rows i0.. of image n
     # pad_row: (rows,) padding taps per output row of the block (one output channel)
+    # returns (bias_adds, scale_shifts, compares), per kept pixel
     CO = wide.shape[0]
-    chunks = max(1, min(CO, threads))
-    macs = 0
-    padding_macs = 0
+    block = y[n:n + 1, :, i0:i0 + pad_row.shape[0]]
     kept = 0
-    for chunk in range(chunks):
-        for o in range(chunk * CO // chunks, (chunk + 1) * CO // chunks):
-            if has_bias or affine or clamp:
-                apply(wide[o], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-            _, _, k = crop(wide[o], WJ, y[n:n + 1, :, i0:i0 + pad_row.shape[0]], 0, o, taps, pad_row)
-            kept += k
+    for o in range(CO):
+        if has_bias or affine or clamp:
+            apply(wide[o], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+        _, _, k = crop(wide[o], WJ, block, 0, o, taps, pad_row)
+        kept += k
     return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
 
 
 def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, OH, OW,
              bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     """x (N, C_in, H, W), w (C_out, C_in, KH, KW), C-contiguous, one float dtype; groups = 1.
-    Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares))."""
+    Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares)).
+    `threads` is accepted for a uniform signature; the GEMMs use BLAS's own threads."""
     N, C, H, W = x.shape
     CO, _, KH, KW = w.shape
     offsets = [(q * dw) // sw for q in range(KW)]
@@ -129,7 +124,7 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
             rows = min(rows_per_block, OH - i0)
             columns = rows * WJ
             pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ,
-                      packed[:, :, :columns + max(offsets)], threads)
+                      packed[:, :, :columns + max(offsets)])
             block = wide[:, :columns]
             border = border_p[i0:i0 + rows]  # (rows, KH)
             for q in range(KW):
@@ -144,7 +139,7 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
                 padding_macs += CO * C * int((border * OW + (1 - border) * border_q[q]).sum())
             pad_row = (border * (KW * OW) + (1 - border) * int(border_q.sum())).sum(axis=1)
             b, s, k = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row.astype(np.int64),
-                                   bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
+                                   bias, has_bias, scale, shift, affine, lo, hi, clamp)
             bias_adds += b
             scale_shifts += s
             compares += k
