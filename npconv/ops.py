@@ -148,7 +148,9 @@ def batch_norm2d(
 
     m = N * H * W
     if m == 0:
-        raise ValueError(f"batch_norm2d(): cannot compute batch statistics of an empty input of size {list(input.shape)}")
+        raise ValueError(
+            f"batch_norm2d(): cannot compute batch statistics of an empty input of size {list(input.shape)}"
+        )
     if m == 1:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"

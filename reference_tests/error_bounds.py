@@ -375,7 +375,7 @@ def propagate(module, x: Bounded, dtype, training: bool | None = None, state_bef
 
 def check_layer_by_layer(module, x: np.ndarray, output: np.ndarray, observed: Observed, dtype, who: str,
                          training: bool | None = None, state_before: dict | None = None,
-                         meaningful: float | None = 1e-2) -> list[str]:
+                         meaningful: float | None = 0.1) -> list[str]:
     """Check one implementation's run of `module` on input x, leaf by leaf (see `_Walk`):
     each leaf's output within that layer's bound at the input it actually received, each
     input where the previous leaves' outputs (and the glue between them) put it, the final

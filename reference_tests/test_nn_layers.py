@@ -31,13 +31,14 @@ from error_bounds import (Bounded, adaptive_avg_pool2d_bound, batch_norm_eval_bo
                           conv2d_bound, conv_transpose2d_bound, linear_bound, propagate)
 from hypothesis import example, given
 from hypothesis import strategies as st
-from twin_utils import TORCH_DTYPES, assert_bounded, assert_not_vacuous, numpy, run_torch, tensor
+from twin_utils import one_torch_thread, TORCH_DTYPES, assert_bounded, assert_not_vacuous, numpy, run_torch, tensor
 
 import npconv
-from npconv import counting, formulas, nn, ops
+from npconv import formulas, nn, ops
 from npconv.strategies import conv2d_arrays, conv2d_configs
 
 FLOATS = [np.float32, np.float64]
+_ = one_torch_thread  # autouse fixture: torch single-threaded in this module
 
 
 def _load_from(layer, torch_layer):
@@ -372,7 +373,8 @@ def test_channel_shuffle_rejects_like_torch():
 @given(data=st.data())
 def test_residual_add_equals_torch(dtype, data):
     a = data.draw(arrays_with_specials(dtype))
-    b = np.asarray(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(a.shape) * 3).astype(dtype)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    b = np.asarray(rng.standard_normal(a.shape) * 3).astype(dtype)
     # float16: npconv adds in float32 and rounds once; since 24 >= 2*11 + 2 that double rounding
     # is still the correctly rounded half-precision sum (Figueroa 1995), so equality is expected.
     _assert_identical(ops.add(a, b), numpy(tensor(a) + tensor(b)), "add")
@@ -487,7 +489,8 @@ def test_names_keys_and_parameter_counts_equal_torch():
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in twin.named_parameters()]
     assert [n for n, _ in ours.named_buffers()] == [n for n, _ in twin.named_buffers()]
     assert list(ours.state_dict()) == list(twin.state_dict())
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in twin.state_dict().items()}
     assert sum(p.size for p in ours.parameters()) == sum(p.numel() for p in twin.parameters())
 
 

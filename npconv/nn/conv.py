@@ -24,7 +24,9 @@ def _check_channels(in_channels, out_channels, groups, layer: str) -> None:
     if groups <= 0:
         raise ValueError("groups must be a positive integer")
     if in_channels < 0 or out_channels < 0:
-        raise ValueError(f"{layer}: in_channels and out_channels must be non-negative, got {in_channels}, {out_channels}")
+        raise ValueError(
+            f"{layer}: in_channels and out_channels must be non-negative, got {in_channels}, {out_channels}"
+        )
     if in_channels % groups != 0:
         raise ValueError("in_channels must be divisible by groups")
     if out_channels % groups != 0:
@@ -165,7 +167,9 @@ class ConvTranspose2d(Module):
         if len(output_size) == input.ndim:
             output_size = output_size[-2:]
         if len(output_size) != 2:
-            raise ValueError(f"ConvTranspose2d: output_size must have 2 or {input.ndim} elements (got {len(output_size)})")
+            raise ValueError(
+                f"ConvTranspose2d: output_size must have 2 or {input.ndim} elements (got {len(output_size)})"
+            )
         smallest = [
             (input.shape[-2 + d] - 1) * self.stride[d] - 2 * self.padding[d]
             + self.dilation[d] * (self.kernel_size[d] - 1) + 1

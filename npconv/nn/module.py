@@ -91,7 +91,9 @@ class Module:
         """Register a learned array (or None for an absent one, such as bias=False)."""
         self._check_name(name)
         if value is not None and not isinstance(value, np.ndarray):
-            raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' (numpy.ndarray or None expected)")
+            raise TypeError(
+                f"cannot assign {type(value).__name__} as parameter '{name}' (numpy.ndarray or None expected)"
+            )
         self._parameters[name] = value
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
@@ -114,7 +116,9 @@ class Module:
             raise ValueError(f"names of modules, parameters and buffers can't be empty or contain '.', got {name!r}")
 
     def __setattr__(self, name: str, value) -> None:
-        params, buffers, modules = self.__dict__.get("_parameters"), self.__dict__.get("_buffers"), self.__dict__.get("_modules")
+        params = self.__dict__.get("_parameters")
+        buffers = self.__dict__.get("_buffers")
+        modules = self.__dict__.get("_modules")
         if params is None:
             raise AttributeError("cannot assign attributes before Module.__init__() call")
         if isinstance(value, Module):
@@ -128,7 +132,9 @@ class Module:
             self.register_buffer(name, value)
         elif name in modules:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' (Module or None expected)")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as child module '{name}' (Module or None expected)"
+                )
             modules[name] = None
         else:
             object.__setattr__(self, name, value)
