@@ -13,8 +13,8 @@ What changes is the order of the work (see `planes` for the layout):
 * for the 3x3 kernel (every MobileNet depthwise layer) the nine weights sit in registers and
   each wide-grid output is one expression of nine products, summed in the reference's (p, q)
   order; other kernel sizes add one tap stream at a time;
-* the wide grid is then cropped to OW columns into y, with bias, BatchNorm (a scale and a
-  shift) and ReLU6 applied on the way (`epilogue.finish`).
+* bias, BatchNorm (a scale and a shift) and ReLU6 are applied to the wide grid while it is
+  in cache (`epilogue.apply`), which is then cropped to OW columns into y (`epilogue.crop`).
 
 A channel costs a few long loops, not one loop per output row, which is what keeps the
 7x7 and 14x14 layers (1,024 and 512 channels of 49 and 196 pixels) from drowning in loop
@@ -24,7 +24,7 @@ Counts (returned; the caller records them under the reference's op names), made 
 loop, which visits each kept output pixel once:
     macs          KH*KW per kept output pixel: the products summed into it
     padding_macs  per kept output row i: the taps that read padding (`planes.padding_per_row`)
-    bias_adds, scale_shifts, compares   per element the epilogue touched
+    bias_adds, scale_shifts, compares   per kept output pixel, for the epilogue steps that ran
 Every tap is executed, padding taps included (they multiply the padding value, 0 or a copied
 pixel), so these equal the reference kernel's counts, and non-finite results match too
 (0 * inf = NaN at the border, as in the reference and in PyTorch). The wide grid's extra

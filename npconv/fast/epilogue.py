@@ -1,23 +1,25 @@
-"""The last pass of a fast kernel: crop the wide grid into y, with bias, BatchNorm, ReLU6 fused.
+"""The last passes of a fast kernel: bias, BatchNorm and ReLU6 on the wide grid, then the crop.
 
-For each output pixel of one (image, channel), on the wide grid:
+`apply` runs on one output channel's wide grid (or one GEMM output row), each step a long,
+branch-free loop of its own, taken only when its flag is set:
 
-    v = wide[i*WJ + j]           the convolution's sum (the wide grid is WJ >= OW columns wide)
+    v = wide[k]                  the convolution's sum
     v = v + b[o]                 has_bias      (a bias add, as the reference counts it)
     v = v * scale[o] + shift[o]  affine        (BatchNorm in evaluation, folded to a scale and
                                                 a shift: scale = gamma / sqrt(var + eps),
                                                 shift = beta - mean * scale)
     v = min(max(v, lo), hi)      clamp         (ReLU6: lo = 0, hi = 6; NaN stays NaN, as in
                                                 torch.nn.functional.hardtanh)
-    y[n, o, i, j] = v
 
-Each step rounds once in the array's dtype; npconv/fast/__init__.py gives the error bound of
-the fused result. Counts, made in this loop (it visits every kept pixel once):
-    macs                 taps per pixel (the products the kernel summed into it)
-    padding_macs         pad_row[i] per row (its taps that read padding)
-    bias_adds            one per pixel that received b[o]
-    bn_scale_shift       one per pixel scaled and shifted (op "batch_norm2d")
-    activation_compares  two per pixel clamped (op "relu6")
+`crop` then copies the OW kept columns of each wide-grid row (WJ >= OW columns) into
+y[n, o, i, :]. Each step rounds once in the array's dtype; npconv/fast/__init__.py gives the
+error bound of the fused result.
+
+Counts are made in `crop`, the loop that visits every kept pixel once (the wide grid's extra
+columns are computed and thrown away, and not counted): per kept row, `taps * OW` MACs and
+pad_row[i] padding MACs, and the number of kept pixels, from which the caller counts
+bias_adds (one per pixel), bn_scale_shift (one per pixel, op "batch_norm2d") and
+activation_compares (two per pixel, op "relu6") for the steps that ran.
 """
 
 from numba import njit
