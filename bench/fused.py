@@ -9,7 +9,8 @@ a run Conv2d, BatchNorm2d (evaluation), optional ReLU6 becomes one call of
 clamps to [0, 6] while the output is in cache; everything else runs as usual (inside
 `npconv.engine.use("fast")`, so stray convolutions take the fast tier too). BN's scale and
 shift are folded once per model (the weights are "packed once", then reused). Counts are
-recorded under the same op names as the unfused forward ("conv2d", "batch_norm2d", "relu6").
+recorded under the same op names as the unfused forward ("conv2d", "batch_norm2d", "relu6");
+per layer, all three land under the convolution's layer name.
 
 This lives in bench/ (it replaces Sequential.forward for the duration of the block); it is
 how the whole-model benchmark gets the fused numbers without touching npconv.nn.
