@@ -32,8 +32,8 @@ from numba import njit
 def batch_statistics(x, mean, var, var_sum):
     # x:       (N, C, H, W)
     # mean:    (C,)   overwritten with the batch mean of each channel
-    # var_sum: (C,)   overwritten with the sum of squared deviations from that mean
     # var:     (C,)   overwritten with the biased variance var_sum / m
+    # var_sum: (C,)   overwritten with the sum of squared deviations from that mean
     N, C, H, W = x.shape
     m = x.dtype.type(N * H * W)
     mean_adds = 0
