@@ -13,11 +13,12 @@ an oracle for property-testing PyTorch, and closed-form formulas held against th
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
-from . import formulas, formulas_backward
+from . import engine, formulas, formulas_backward
 from .backward import conv2d_backward, conv_transpose2d_backward
 from .counting import Tally, count
 from .functional import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
 from .geometry import Conv2dGeometry, conv2d_geometry
+from .summary import summary
 from .transpose import ConvTranspose2dGeometry, conv_transpose2d, conv_transpose2d_geometry
 from .tolerance import assert_close_to_reference, assert_within_bound, conv2d_error_bound
 
@@ -38,8 +39,10 @@ __all__ = [
     "conv2d_error_bound",
     "conv2d_geometry",
     "count",
+    "engine",
     "depthwise_conv2d",
     "depthwise_separable_conv2d",
     "formulas",
     "pointwise_conv2d",
+    "summary",
 ]

@@ -81,7 +81,8 @@ def conv2d_magnitude(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     """M = sum |x| |w| + |b| per output element, in float64, by the reference kernel."""
     as64 = lambda a: None if a is None else np.abs(np.asarray(a, dtype=np.float64))  # noqa: E731
     with counting.paused():
-        return conv2d(as64(input), as64(weight), as64(bias), stride, padding, dilation, groups, padding_mode)
+        return conv2d(as64(input), as64(weight), as64(bias), stride, padding, dilation, groups, padding_mode,
+                      engine="reference")
 
 
 def conv2d_error_bound(
@@ -204,7 +205,8 @@ def assert_close_to_reference(
         raise TypeError(f"assert_close_to_reference(): actual must be floating point, got {dtype}")
     as64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
     with counting.paused():
-        reference = conv2d(as64(input), as64(weight), as64(bias), stride, padding, dilation, groups, padding_mode)
+        reference = conv2d(as64(input), as64(weight), as64(bias), stride, padding, dilation, groups, padding_mode,
+                           engine="reference")
     bound, magnitude, n = conv2d_error_bound(
         input, weight, bias, stride, padding, dilation, groups, padding_mode,
         dtype=dtype, accumulation_dtype=accumulation_dtype, c=c,
