@@ -384,10 +384,11 @@ def test_activation_backward_equals_autograd_exactly(name, dtype, device, data):
 
 def test_torch_relu6_backward_of_nan_depends_on_its_position():
     """Pins a PyTorch inconsistency (torch 2.13 CPU): hardtanh_backward, ReLU6's backward,
-    passes gy for a NaN input in the scalar loop but gives 0 in the vectorised one, whose
-    chunks are two SIMD vectors long (16 float64 / 32 float32 values with AVX-512, 8 / 16 with
-    AVX2). So a NaN input's gradient depends on where it sits in memory: in a tensor of
-    n = chunk + 1 NaNs, all but the last get 0. npconv gives gy everywhere. If this test
+    passes gy for a NaN input in the scalar loop but gives 0 in the vectorised one, which
+    takes one SIMD vector at a time (8 float64 / 16 float32 values with AVX-512, 4 / 8 with
+    AVX2) and leaves the remainder to the scalar loop. So a NaN input's gradient depends on
+    where it sits in memory: of 65 NaNs, the first 64 get 0 and the last gets gy. npconv
+    gives gy everywhere. If this test
     fails, PyTorch has changed (or this CPU vectorises differently): revisit the exception
     in `test_activation_backward_equals_autograd_exactly`."""
     for dtype in (torch.float64, torch.float32):
