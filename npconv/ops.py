@@ -157,6 +157,11 @@ def batch_norm2d(
         )
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm2d(): give both running_mean and running_var, or neither")
+    if running_mean is not None and (momentum is None or not 0.0 <= float(momentum) <= 1.0):
+        raise ValueError(
+            f"batch_norm2d(): momentum must be a number in [0, 1] when running statistics are updated, "
+            f"got {momentum!r} (for PyTorch's momentum=None pass 1 / num_batches_tracked)"
+        )
     mean = np.empty(C, dtype=dtype)
     var = np.empty(C, dtype=dtype)
     var_sum = np.empty(C, dtype=dtype)
@@ -338,7 +343,8 @@ def dropout(input: np.ndarray, p: float = 0.5, training: bool = True, rng=None) 
     ones are scaled by 1 / (1 - p); otherwise the input is returned unchanged (no copy).
 
     rng: a `numpy.random.Generator` or a seed, used for the keep mask (kept where a uniform
-    draw in [0, 1) is >= p). PyTorch's random stream is not reproduced; same seed, same mask.
+    draw in [0, 1) is >= p); None draws fresh entropy, so the mask is not reproducible.
+    PyTorch's random stream is not reproduced; same seed, same mask.
     p = 1 zeroes everything. Counts dropout_multiplies (one per kept element) in training.
     """
     op = "dropout"
