@@ -13,8 +13,9 @@ an oracle for property-testing PyTorch, and closed-form formulas held against th
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
-from . import engine, formulas, formulas_backward
+from . import engine, formulas, formulas_backward, models, nn, ops
 from .backward import conv2d_backward, conv_transpose2d_backward
+from .convert import from_torch
 from .counting import Tally, count
 from .functional import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
 from .geometry import Conv2dGeometry, conv2d_geometry
@@ -32,6 +33,10 @@ __all__ = [
     "conv_transpose2d_backward",
     "conv_transpose2d_geometry",
     "formulas_backward",
+    "from_torch",
+    "models",
+    "nn",
+    "ops",
     "Tally",
     "assert_close_to_reference",
     "assert_within_bound",
