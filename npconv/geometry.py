@@ -135,6 +135,36 @@ def check_same_dtype(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | N
         )
 
 
+def batched_shapes(input_shape: tuple, weight_shape: tuple, op: str) -> tuple[tuple[int, ...], bool]:
+    """PyTorch's rank checks: input 3-D (unbatched) or 4-D, weight 4-D. Returns the input
+    shape with a batch dimension and whether one was added."""
+    if len(input_shape) not in (3, 4):
+        raise ValueError(
+            f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: {list(input_shape)}"
+        )
+    unbatched = len(input_shape) == 3
+    if unbatched:
+        input_shape = (1,) + tuple(input_shape)
+    if len(weight_shape) != 4:
+        raise ValueError(
+            f"Expected 4-dimensional weight for 4-dimensional input {list(input_shape)}, "
+            f"but got {len(weight_shape)}-dimensional weight of size {list(weight_shape)}"
+        )
+    return tuple(input_shape), unbatched
+
+
+def check_stride_groups_kernel(stride: tuple[int, int], groups: int, kernel: tuple[int, int]) -> None:
+    """stride >= 1, groups >= 1 and a non-empty kernel, with PyTorch's messages."""
+    if stride[0] <= 0 or stride[1] <= 0:
+        raise ValueError(f"non-positive stride is not supported, but got stride={list(stride)}")
+    if groups <= 0:
+        raise ValueError(f"non-positive groups is not supported, but got groups={groups}")
+    if kernel[0] <= 0 or kernel[1] <= 0:
+        raise ValueError(
+            f"kernel size should be greater than zero, but got kernel_height: {kernel[0]} kernel_width: {kernel[1]}"
+        )
+
+
 def conv2d_geometry(
     input_shape: tuple[int, ...],
     weight_shape: tuple[int, ...],
@@ -163,31 +193,13 @@ def conv2d_geometry(
     stride_h, stride_w = int_pair(stride, "stride")
     dilation_h, dilation_w = int_pair(dilation, "dilation")
 
-    if len(input_shape) not in (3, 4):
-        raise ValueError(
-            f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(input_shape)}"
-        )
-    unbatched = len(input_shape) == 3
-    if unbatched:
-        input_shape = (1,) + input_shape
-    if len(weight_shape) != 4:
-        raise ValueError(
-            f"Expected 4-dimensional weight for 4-dimensional input {list(input_shape)}, "
-            f"but got {len(weight_shape)}-dimensional weight of size {list(weight_shape)}"
-        )
+    input_shape, unbatched = batched_shapes(input_shape, weight_shape, "conv2d")
     batch, in_channels, height, width = input_shape
     out_channels, in_per_group, kernel_h, kernel_w = weight_shape
 
-    if stride_h <= 0 or stride_w <= 0:
-        raise ValueError(f"non-positive stride is not supported, but got stride={[stride_h, stride_w]}")
+    check_stride_groups_kernel((stride_h, stride_w), groups, (kernel_h, kernel_w))
     if dilation_h <= 0 or dilation_w <= 0:
         raise ValueError(f"dilation should be greater than zero, but got {[dilation_h, dilation_w]}")
-    if groups <= 0:
-        raise ValueError(f"non-positive groups is not supported, but got groups={groups}")
-    if kernel_h <= 0 or kernel_w <= 0:
-        raise ValueError(
-            f"kernel size should be greater than zero, but got kernel_height: {kernel_h} kernel_width: {kernel_w}"
-        )
     if out_channels % groups != 0:
         raise ValueError(
             f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import counting
-from .geometry import _is_int, check_array, check_same_dtype, int_pair
+from .geometry import _is_int, batched_shapes, check_array, check_same_dtype, check_stride_groups_kernel, int_pair
 from .kernels import conv_transpose2d as conv_transpose2d_kernel
 
 _OP = "conv_transpose2d"
@@ -119,23 +119,11 @@ def conv_transpose2d_geometry(
     output_pad_h, output_pad_w = int_pair(output_padding, "output_padding", _OP)
     dilation_h, dilation_w = int_pair(dilation, "dilation", _OP)
 
-    if len(input_shape) not in (3, 4):
-        raise ValueError(
-            f"Expected 3D (unbatched) or 4D (batched) input to {_OP}, but got input of size: {list(input_shape)}"
-        )
-    unbatched = len(input_shape) == 3
-    if unbatched:
-        input_shape = (1,) + input_shape
-    if len(weight_shape) != 4:
-        raise ValueError(
-            f"Expected 4-dimensional weight for 4-dimensional input {list(input_shape)}, "
-            f"but got {len(weight_shape)}-dimensional weight of size {list(weight_shape)}"
-        )
+    input_shape, unbatched = batched_shapes(input_shape, weight_shape, _OP)
     batch, in_channels, height, width = input_shape
     weight_in, out_per_group, kernel_h, kernel_w = weight_shape
 
-    if stride_h <= 0 or stride_w <= 0:
-        raise ValueError(f"non-positive stride is not supported, but got stride={[stride_h, stride_w]}")
+    check_stride_groups_kernel((stride_h, stride_w), groups, (kernel_h, kernel_w))
     if pad_h < 0 or pad_w < 0:
         raise ValueError(f"negative padding is not supported, but got padding={[pad_h, pad_w]}")
     if output_pad_h < 0 or output_pad_w < 0:
@@ -145,12 +133,6 @@ def conv_transpose2d_geometry(
     if dilation_h <= 0 or dilation_w <= 0:
         raise ValueError(
             f"dilation should be greater than zero, but got dilation_height: {dilation_h}, dilation_width: {dilation_w}"
-        )
-    if groups <= 0:
-        raise ValueError(f"non-positive groups is not supported, but got groups={groups}")
-    if kernel_h <= 0 or kernel_w <= 0:
-        raise ValueError(
-            f"kernel size should be greater than zero, but got kernel_height: {kernel_h} kernel_width: {kernel_w}"
         )
     if weight_in < groups:
         raise ValueError(
