@@ -344,7 +344,8 @@ class _Backward:
 
 @dataclass
 class StepResult:
-    """loss: the batch-mean cross-entropy (0-d array, the logits' dtype); logits (N, K);
+    """loss: the batch-mean cross-entropy (0-d array, the logits' dtype; None when the
+    backward started from a given grad_output); logits: the model's output;
     grads: qualified parameter name -> dL/dparam (the parameter's shape and dtype), for
     every parameter the forward used; backward_by_layer: qualified layer name -> op ->
     counts of that layer's backward (Counts.as_dict()), filled whether or not a
@@ -359,23 +360,36 @@ class StepResult:
     layer_grads: dict | None = None
 
 
-def forward_backward(model: Module, input: np.ndarray, target: np.ndarray, *,
-                     keep_layer_grads: bool = False) -> StepResult:
+def forward_backward(model: Module, input: np.ndarray, target: np.ndarray | None = None, *,
+                     grad_output=None, keep_layer_grads: bool = False) -> StepResult:
     """Run `model` on `input` (its own forward: BatchNorm layers in training mode use and
     update their batch statistics, as in PyTorch), the cross-entropy against `target`, and
     the backward to every parameter. Parameters are not changed (see `sgd_step`).
 
     input: the model's input array (computed in its dtype, as the forward does); target:
-    (N,) integer class indices. The model must end in (N, K) class scores.
+    (N,) integer class indices, for a model that ends in (N, K) class scores. Instead of a
+    target, `grad_output` gives dL/d(output) directly, for any model: an array of the
+    output's shape and dtype, or a function output -> that array (the loss is then None).
     """
     if not isinstance(model, Module):
         raise TypeError(f"forward_backward(): model must be an npconv Module, not {type(model).__name__}")
-    logits, cache = _run_forward(model, input)
-    loss = cross_entropy(logits, target)
-    grad_logits = cross_entropy_backward(logits, target, loss.log_sum_exp)
+    if (target is None) == (grad_output is None):
+        raise ValueError("forward_backward(): give either a target (cross-entropy) or grad_output, not both")
+    output, cache = _run_forward(model, input)
+    if target is not None:
+        loss = cross_entropy(output, target)
+        grad = cross_entropy_backward(output, target, loss.log_sum_exp)
+        loss = loss.loss
+    else:
+        loss = None
+        grad = grad_output(output) if callable(grad_output) else grad_output
+        grad = check_array(grad, "grad_output", "forward_backward")
+        if grad.shape != output.shape or grad.dtype != output.dtype:
+            raise ValueError(f"forward_backward(): grad_output must have the output's shape {list(output.shape)} "
+                             f"and dtype {output.dtype}, got {list(grad.shape)} {grad.dtype}")
     walk = _Backward(cache, keep_layer_grads)
-    walk.run(model, "", grad_logits)
-    return StepResult(loss.loss, logits, walk.grads, walk.by_layer, walk.layer_grads)
+    walk.run(model, "", grad)
+    return StepResult(loss, output, walk.grads, walk.by_layer, walk.layer_grads)
 
 
 def sgd_step(model: Module, grads: dict, lr: float) -> None:
@@ -459,9 +473,10 @@ def _build_named(name: str, input_shape):
 def backward_cost_table(model, input_shape, *, torch_model=None, seed: int = 0) -> list[BackwardCostRow]:
     """Per Conv2d / ConvTranspose2d / Linear layer of a training step of `model` on an input
     of `input_shape` (N, C, H, W): the MACs npconv's forward, grad-input and grad-weight
-    loops execute (counted, in float32, on a seeded standard-normal input, class 0 as the
-    target), beside FlopCounterMode's figures for the PyTorch twin `torch_model` (same
-    module tree; None: no FlopCounterMode columns).
+    loops execute (counted, in float32, on a seeded standard-normal input, backpropagating
+    a seeded standard-normal dL/d(output); the counts depend only on the shapes), beside
+    FlopCounterMode's figures for the PyTorch twin `torch_model` (same module tree; None:
+    no FlopCounterMode columns). Both run in training mode (Dropout in evaluation).
 
     model: an npconv Module (not changed: a copy is trained, in training mode), or
     "tiny_mobilenet" / "mobilenet_v1" / "mobilenet_v2", which builds both with default
@@ -482,9 +497,10 @@ def backward_cost_table(model, input_shape, *, torch_model=None, seed: int = 0) 
     input_shape = tuple(int(s) for s in input_shape)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(input_shape).astype(np.float32)
-    net = copy.deepcopy(model).train().float()
+    net = _training_copy(model).float()
+    grad_output = _seeded_gradient(seed)
     with counting.count() as tally:  # forward and backward; the forward's share is the difference
-        step = forward_backward(net, x, np.zeros(input_shape[0], dtype=np.int64))
+        step = forward_backward(net, x, grad_output=grad_output)
     rows = []
     for path, module in net.named_modules():
         if not isinstance(module, (Conv2d, ConvTranspose2d, Linear)):
@@ -496,7 +512,7 @@ def backward_cost_table(model, input_shape, *, torch_model=None, seed: int = 0) 
         forward = tally.by_layer[path].macs - sum(counts["macs"] for counts in backward.values())
         rows.append(BackwardCostRow(path, _kind(module), forward, grad_input, grad_weight))
     if torch_model is not None:
-        _flop_counter_columns(rows, torch_model, x)
+        _flop_counter_columns(rows, torch_model, x, grad_output(step.logits))
     total = BackwardCostRow(
         "(total)", "", sum(r.forward for r in rows), sum(r.grad_input or 0 for r in rows),
         sum(r.grad_weight for r in rows))
@@ -507,6 +523,24 @@ def backward_cost_table(model, input_shape, *, torch_model=None, seed: int = 0) 
         total.factors = _factors(total)
     rows.append(total)
     return rows
+
+
+def _training_copy(model):
+    """A copy in training mode, Dropout aside (evaluation: its mask is random and it has no
+    MACs), so that BatchNorm runs as in training."""
+    net = copy.deepcopy(model).train()
+    for module in net.modules():
+        if type(module).__name__ == "Dropout":
+            module.eval()
+    return net
+
+
+def _seeded_gradient(seed: int):
+    """dL/d(output) for the cost table: seeded standard normal values of the output's shape
+    (the counts do not depend on them; any output shape works, blocks included)."""
+    def gradient(output):
+        return np.random.default_rng(seed + 1).standard_normal(output.shape).astype(output.dtype)
+    return gradient
 
 
 def _kind(module) -> str:
@@ -533,12 +567,12 @@ def _factors(row: BackwardCostRow) -> dict:
     return factors
 
 
-def _flop_counter_columns(rows: list[BackwardCostRow], torch_model, x: np.ndarray) -> None:
+def _flop_counter_columns(rows: list[BackwardCostRow], torch_model, x: np.ndarray, gy: np.ndarray) -> None:
     """Fill the fcm_* columns from FlopCounterMode on the twin (torch imported here)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    twin = copy.deepcopy(torch_model).float().train()
+    twin = _training_copy(torch_model).float()
     by_name = dict(twin.named_modules())
     missing = [r.layer for r in rows if r.layer not in by_name]
     if missing:
@@ -554,9 +588,10 @@ def _flop_counter_columns(rows: list[BackwardCostRow], torch_model, x: np.ndarra
     try:
         tx = torch.from_numpy(x)
         with FlopCounterMode(display=False) as counter:
-            logits = twin(tx)
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
-            loss.backward()
+            # through a scalar L = sum(output * gy): FlopCounterMode attributes a module's
+            # backward by hooks on its outputs' gradients, which do not fire for a gradient
+            # handed to .backward() directly; mul and sum have no FLOP formula
+            (twin(tx) * torch.from_numpy(gy)).sum().backward()
     finally:
         for handle in handles:
             handle.remove()

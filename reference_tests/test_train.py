@@ -74,11 +74,11 @@ from twin_utils import one_torch_thread
 
 import npconv
 from npconv import counting, formulas_backward, formulas_layer_backward, ops, train, twins
-from npconv.backward import conv2d_backward
+from npconv.backward import conv2d_backward, conv_transpose2d_backward
 from npconv.convert import from_torch
 from npconv.layer_backward import adaptive_avg_pool2d_backward, linear_backward, relu6_backward
 from npconv.models import tutorial
-from npconv.nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU6, Sequential
+from npconv.nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, ReLU6, Sequential
 from npconv.tolerance import assert_within_bound, bound_from_magnitude, gamma
 
 _ = one_torch_thread  # autouse fixture: torch single-threaded in this module
@@ -171,6 +171,8 @@ def torch_twin(twin, dtype):
 
 
 def torch_step(twin, optimizer, x, target) -> StepRecord:
+    """One step of torch.optim.SGD; `target` is class indices (cross-entropy) or, for a
+    block, the gradient dL/d(output) to backpropagate."""
     np_ = lambda t: None if t is None else t.detach().cpu().numpy().copy()  # noqa: E731
     state_before = {k: np_(v) for k, v in twin.state_dict().items()}
     io, layer_grads, handles = {}, {}, []
@@ -182,7 +184,10 @@ def torch_step(twin, optimizer, x, target) -> StepRecord:
     try:
         optimizer.zero_grad()
         logits = twin(torch.from_numpy(x))
-        torch.nn.functional.cross_entropy(logits, torch.from_numpy(target)).backward()
+        if np.issubdtype(target.dtype, np.integer):
+            torch.nn.functional.cross_entropy(logits, torch.from_numpy(target)).backward()
+        else:
+            logits.backward(torch.from_numpy(target))
     finally:
         for h in handles:
             h.remove()
@@ -199,7 +204,11 @@ def npconv_step(net, x, target) -> StepRecord:
         handles.append(m.register_forward_hook(
             lambda mod, args, out, name=name: io.__setitem__(name, (np.array(args[0]), np.array(out)))))
     try:
-        step = train.train_step(net, x, target, LR, keep_layer_grads=True)
+        if np.issubdtype(target.dtype, np.integer):
+            step = train.train_step(net, x, target, LR, keep_layer_grads=True)
+        else:
+            step = train.forward_backward(net, x, grad_output=target, keep_layer_grads=True)
+            train.sgd_step(net, step.grads, LR)
     finally:
         for h in handles:
             h.remove()
@@ -212,8 +221,9 @@ def run_both(twin, batches, dtype):
     net = from_torch(twin).to(dtype).train()
     twin = torch_twin(twin, dtype)
     optimizer = torch.optim.SGD(twin.parameters(), lr=LR)
-    theirs = [torch_step(twin, optimizer, x.astype(dtype), t) for x, t in batches]
-    ours = [npconv_step(net, x.astype(dtype), t) for x, t in batches]
+    as_target = lambda t: t if np.issubdtype(t.dtype, np.integer) else t.astype(dtype)  # noqa: E731
+    theirs = [torch_step(twin, optimizer, x.astype(dtype), as_target(t)) for x, t in batches]
+    ours = [npconv_step(net, x.astype(dtype), as_target(t)) for x, t in batches]
     return theirs, ours
 
 
@@ -241,7 +251,8 @@ class _BackwardCheck:
 
     def walk(self, module, path, carried):
         child = lambda name: f"{path}.{name}" if path else name  # noqa: E731
-        if isinstance(module, (Sequential, tutorial.MobileNetBlock, tutorial.DepthwiseSeparableConv)):
+        if isinstance(module, (Sequential, tutorial.MobileNetBlock, tutorial.DepthwiseSeparableConv,
+                               tutorial.HybridBlock)):
             for name, sub in reversed(list(module.named_children())):
                 if carried is None:
                     break
@@ -297,6 +308,21 @@ class _BackwardCheck:
                 grads["weight"] = (reference[1], bound_from_magnitude(magnitude[1], n_w, self.dtype))
                 if b is not None:
                     grads["bias"] = (reference[2], bound_from_magnitude(magnitude[2], n_w, self.dtype))
+            elif isinstance(module, ConvTranspose2d):
+                w, b = self._param(path, "weight"), self._param(path, "bias")
+                kwargs = dict(stride=module.stride, padding=module.padding, output_padding=module.output_padding,
+                              groups=module.groups, dilation=module.dilation, bias=b is not None,
+                              needs_input_grad=needs_input_grad)
+                reference = conv_transpose2d_backward(gy, x, w, **kwargs)
+                magnitude = conv_transpose2d_backward(np.abs(gy), np.abs(x), np.abs(w), **kwargs)
+                n_in = (module.out_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+                n_w = x.shape[0] * x.shape[2] * x.shape[3]
+                n_b = gy.shape[0] * gy.shape[2] * gy.shape[3]
+                gx_ref = reference[0]
+                gx_bound = None if gx_ref is None else bound_from_magnitude(magnitude[0], n_in, self.dtype)
+                grads["weight"] = (reference[1], bound_from_magnitude(magnitude[1], n_w, self.dtype))
+                if b is not None:
+                    grads["bias"] = (reference[2], bound_from_magnitude(magnitude[2], n_b, self.dtype))
             elif isinstance(module, BatchNorm2d):
                 assert module.training
                 weight = self._param(path, "weight")
@@ -349,8 +375,11 @@ def check_step(skeleton, record: StepRecord, dtype, who):
                                    Observed(record.io, record.state_after), dtype, who, training=True,
                                    state_before=record.state_before)
     assert checked == [name for name, _ in _leaves(model64)]
-    # the loss gradient at the recorded logits, then backward, leaf by leaf
-    value, bound = cross_entropy_grad_bound(record.logits, record.target, dtype)
+    # the loss gradient at the recorded logits (or the given gradient), then backward, leaf by leaf
+    if np.issubdtype(record.target.dtype, np.integer):
+        value, bound = cross_entropy_grad_bound(record.logits, record.target, dtype)
+    else:
+        value, bound = _f64(record.target), np.zeros(record.target.shape)
     walk = _BackwardCheck(model64, record, dtype, who)
     assert walk.walk(model64, "", (value, bound)) is None  # the network's input needs no gradient
     assert sorted(walk.checked) == sorted(name for name, _ in _leaves(model64))
@@ -488,6 +517,39 @@ def test_one_step_of_small_networks_is_npconvs_step(data):
     theirs, ours = run_both(twin, batches, dtype)
     check_step(skeleton, theirs[0], dtype, "torch")
     check_step(skeleton, ours[0], dtype, "npconv")
+
+
+BLOCKS = {
+    "HybridBlock": ((3, 4), {}),                       # conv s2, depthwise separable, conv-transpose s2
+    "DepthwiseSeparableConv": ((3, 5, 3), {"stride": 2, "padding": 1}),
+    "MobileNetBlock": ((3, 4), {"stride": 2}),
+    "InvertedResidual": ((4, 4, 1), {"expand_ratio": 2}),   # with its residual add
+}
+
+
+@settings(max_examples=max(4, settings().max_examples // 5))
+@given(data=st.data())
+def test_one_step_of_each_tutorial_block_is_npconvs_step(data):
+    """The blocks (HybridBlock's ConvTranspose2d included) as whole models: a seeded
+    dL/d(output) backpropagated, then an SGD step, shadowed as above. A block's input needs
+    no gradient, so its first layer skips grad_input in both."""
+    kind = data.draw(st.sampled_from(sorted(BLOCKS)), label="block")
+    args, kwargs = BLOCKS[kind]
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    size = data.draw(st.integers(3, 8), label="H=W")
+    shape = (2, args[0], size, size)
+    twin = twins.build(kind, *args, seed=seed, calibration_shape=shape, **kwargs).double()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    with torch.no_grad():
+        out_shape = tuple(torch_twin(twins.build(kind, *args, seed=seed, calibration_shape=shape, **kwargs),
+                                     np.float64)(torch.from_numpy(x)).shape)
+    batches = [(x, rng.standard_normal(out_shape))]
+    theirs, ours = run_both(twin, batches, dtype)
+    skeleton = from_torch(twin)
+    check_step(skeleton, theirs[0], dtype, f"torch {kind}")
+    check_step(skeleton, ours[0], dtype, f"npconv {kind}")
 
 
 # --------------------------------------------------------------------------------------
@@ -656,3 +718,35 @@ def test_backward_cost_table_for_tiny_mobilenet():
     total = by_layer["(total)"]
     assert total.forward == sum(r.forward for r in layers)
     assert total.fcm_grad_weight > total.grad_weight
+
+
+@pytest.mark.parametrize("kind", sorted(BLOCKS))
+def test_backward_cost_table_for_the_blocks(kind):
+    """Any model of the supported layers, ConvTranspose2d included, gets the same columns:
+    FlopCounterMode's figures per module, grad_weight `groups` times too high for a grouped
+    convolution, equal otherwise; the first layer has no input gradient."""
+    args, kwargs = BLOCKS[kind]
+    shape = (2, args[0], 8, 8)
+    twin = twins.build(kind, *args, seed=0, calibration_shape=shape, **kwargs)
+    rows = train.backward_cost_table(from_torch(twin), shape, torch_model=twin)
+    layers = rows[:-1]
+    assert layers[0].grad_input is None and all(r.grad_input == r.forward for r in layers[1:])
+    for r in layers:
+        groups = dict(twin.named_modules())[r.layer].groups
+        assert r.forward == r.grad_weight == r.fcm_forward
+        assert r.fcm_grad_input == r.grad_input and r.fcm_grad_weight == groups * r.grad_weight
+    assert rows[-1].forward == sum(r.forward for r in layers)
+
+
+def test_forward_backward_takes_a_target_or_a_gradient():
+    net = Sequential(Linear(2, 3, rng=0))
+    x = np.ones((4, 2), np.float32)
+    with pytest.raises(ValueError, match="either a target"):
+        train.forward_backward(net, x)
+    with pytest.raises(ValueError, match="either a target"):
+        train.forward_backward(net, x, np.zeros(4, np.int64), grad_output=np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match="must have the output's shape"):
+        train.forward_backward(net, x, grad_output=np.ones((4, 2), np.float32))
+    step = train.forward_backward(net, x, grad_output=lambda y: np.ones_like(y))
+    assert step.loss is None
+    np.testing.assert_array_equal(step.grads["0.bias"], np.full(3, 4.0, np.float32))
