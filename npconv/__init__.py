@@ -13,7 +13,7 @@ an oracle for property-testing PyTorch, and closed-form formulas held against th
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
-from . import engine, formulas, formulas_backward, models, nn, ops
+from . import engine, formulas, formulas_backward, formulas_layer_backward, layer_backward, models, nn, ops, train
 from .backward import conv2d_backward, conv_transpose2d_backward
 from .convert import from_torch
 from .counting import Tally, count
@@ -33,6 +33,9 @@ __all__ = [
     "conv_transpose2d_backward",
     "conv_transpose2d_geometry",
     "formulas_backward",
+    "formulas_layer_backward",
+    "layer_backward",
+    "train",
     "from_torch",
     "models",
     "nn",

@@ -316,8 +316,12 @@ def cmd_verify(args) -> int:
         twin = resolved.twin(args.seed)
         x = _seeded_input(resolved.input_shape, args.seed)
         report = verify_model(twin, x, name=resolved.label, progress=step, timing=not args.no_timing)
+        backward = _backward_rows(resolved, args.seed, step, twin) if args.backward else None
     if args.json:
-        print(json.dumps(report.as_dict()))
+        result = report.as_dict()
+        if backward is not None:
+            result["backward"] = [_backward_row_dict(r) for r in backward]
+        print(json.dumps(result))
         return EXIT_OK if report.ok else EXIT_FAILED
     console = _console()
     shape = "×".join(map(str, resolved.input_shape))
@@ -338,8 +342,70 @@ def cmd_verify(args) -> int:
         console.print(f"One forward pass (median of 3, interleaved): PyTorch {_fmt_time(times['torch'])} "
                       f"({times['torch_threads']} threads), npconv reference {_fmt_time(times['reference'])}, "
                       f"fast {fast}. Timings on a shared or small machine are noisy.", soft_wrap=True)
+    if backward is not None:
+        _print_backward(console, backward, resolved)
     console.print(_verdict(report), soft_wrap=True)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# ----------------------------------------------------------------------------- --backward
+
+
+def _backward_rows(resolved, seed: int, step, twin=None):
+    """npconv.train.backward_cost_table for the resolved model (FlopCounterMode columns when
+    a PyTorch twin is given)."""
+    from .train import backward_cost_table
+
+    step(f"counting a training step's backward of {resolved.label}" + (" beside FlopCounterMode" if twin else ""))
+    return backward_cost_table(resolved.npconv_model(), resolved.input_shape, torch_model=twin, seed=seed)
+
+
+def _backward_row_dict(row) -> dict:
+    return {"layer": row.layer, "type": row.kind, "forward_macs": row.forward, "grad_input_macs": row.grad_input,
+            "grad_weight_macs": row.grad_weight, "flop_counter_forward_macs": row.fcm_forward,
+            "flop_counter_grad_input_macs": row.fcm_grad_input,
+            "flop_counter_grad_weight_macs": row.fcm_grad_weight,
+            "flop_counter_factor": dict(row.factors)}
+
+
+def _print_backward(console, rows, resolved) -> None:
+    """Counted backward MACs per layer, FlopCounterMode / 2 beside them, each disagreement
+    flagged with its factor (FlopCounterMode / counted)."""
+    from rich.table import Table
+
+    with_fcm = any(r.fcm_forward is not None for r in rows)
+    table = Table(title=f"backward MACs of one training step, {resolved.label} (counted by npconv's loops"
+                        + ("; FlopCounterMode FLOPs / 2 beside them)" if with_fcm else ")"))
+    for column in ("layer", "type", "forward", "grad_input", "grad_weight"):
+        table.add_column(column, justify="left" if column in ("layer", "type") else "right")
+    if with_fcm:
+        for column in ("FCM grad_input", "FCM grad_weight", "FCM / counted"):
+            table.add_column(column, justify="right")
+
+    def fmt(v):
+        return "—" if v is None else f"{v:,}"
+
+    disagreements = []
+    for r in rows:
+        cells = [r.layer, r.kind, fmt(r.forward), fmt(r.grad_input), fmt(r.grad_weight)]
+        if with_fcm:
+            flags = ", ".join(f"{k} {v:g}×" for k, v in r.factors.items())
+            if flags and r.layer != "(total)":
+                disagreements.append(f"{r.layer} ({flags})")
+            cells += [fmt(r.fcm_grad_input), fmt(r.fcm_grad_weight), f"[bold red]{flags}[/]" if flags else "="]
+        table.add_row(*cells)
+    console.print(table)
+    total = rows[-1]
+    console.print(f"A training step counts {total.forward + (total.grad_input or 0) + total.grad_weight:,} MACs: "
+                  f"{(total.forward + (total.grad_input or 0) + total.grad_weight) / total.forward:.3g}× the forward "
+                  f"(the first layer needs no input gradient).", soft_wrap=True)
+    if disagreements:
+        console.print(f"[bold red]FlopCounterMode disagrees on {len(disagreements)} layer(s)[/]: "
+                      + "; ".join(disagreements)
+                      + ". On torch 2.13 it charges a grouped convolution's weight gradient `groups` times "
+                        "(docs/backward.md); npconv's figure is what its loops executed.", soft_wrap=True)
+    elif with_fcm:
+        console.print("FlopCounterMode agrees with the counted backward MACs on every layer.")
 
 
 # ----------------------------------------------------------------------------- summary
@@ -359,8 +425,12 @@ def cmd_summary(args) -> int:
             twin = resolved.twin(0)
         step(f"counting a forward pass of {'×'.join(map(str, resolved.input_shape))} on the reference kernels")
         result = summary(model, resolved.input_shape, dtype=dtype, torch_model=twin, name=resolved.label)
+        backward = _backward_rows(resolved, 0, step, twin) if args.backward else None
     if args.json:
-        print(result.to_json())
+        out = result.as_dict()
+        if backward is not None:
+            out["backward"] = [_backward_row_dict(r) for r in backward]
+        print(json.dumps(out))
     elif args.markdown:
         print(result.to_markdown(), end="")
     else:
@@ -382,6 +452,8 @@ def cmd_summary(args) -> int:
             console.print(f"[bold red]FORMULA MISMATCH[/] {line}")
         for line in result.disagreements:
             console.print(f"[bold red]PyTorch disagrees[/] {line}")
+        if backward is not None:
+            _print_backward(console, backward, resolved)
     if result.mismatches or result.disagreements:
         print(f"npconv summary: error: {len(result.mismatches)} formula mismatch(es), "
               f"{len(result.disagreements)} disagreement(s) with PyTorch; first: "
@@ -613,6 +685,9 @@ everything agrees.""",
     _add_model_options(p, model_required=False)
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
     p.add_argument("--no-timing", action="store_true", help="skip timing the forward passes")
+    p.add_argument("--backward", action="store_true",
+                   help="also count a training step's backward MACs per layer (grad_input, grad_weight) and put "
+                        "FlopCounterMode's figures beside them, each disagreement flagged with its factor")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_verify)
 
@@ -632,6 +707,9 @@ differs from its formula. No PyTorch needed (except for --flop-counter).""",
                    help="dtype of the forward pass (sets the bytes columns); default float32")
     p.add_argument("--flop-counter", action="store_true",
                    help="add PyTorch's FlopCounterMode / 2 per layer (builds the PyTorch twin)")
+    p.add_argument("--backward", action="store_true",
+                   help="also count a training step's backward MACs per layer (with --flop-counter: beside "
+                        "FlopCounterMode's, disagreements flagged)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help='print one JSON object: {"total": {"params", "macs", ...}, "layers": [...], ...}')

@@ -68,6 +68,37 @@ def test_verify_json_on_mobilenet_v2_with_residual_adds():
     assert report["times_s"]["torch"] is None  # --no-timing
 
 
+def test_verify_backward_puts_flop_counter_beside_the_counted_gradients():
+    """--backward: per layer, grad_input and grad_weight MACs counted by npconv's loops, with
+    FlopCounterMode's figures beside them. For a dense kernel grad_input = grad_weight =
+    forward MACs (the first layer needs no grad_input); FlopCounterMode (torch 2.13) charges a
+    depthwise layer's grad_weight C times (C = groups), and the command must flag exactly that."""
+    result = npconv("verify", "tiny_mobilenet", "--input", "1,3,32,32", "--backward", "--json", "--no-timing")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["backward"]
+    layers, total = rows[:-1], rows[-1]
+    assert [r["layer"] for r in layers][0] == "features.0" and layers[0]["grad_input_macs"] is None
+    for r in layers:
+        assert r["grad_weight_macs"] == r["forward_macs"]
+        assert r["grad_input_macs"] in (None, r["forward_macs"])
+        assert r["flop_counter_forward_macs"] == r["forward_macs"]
+        assert r["flop_counter_grad_input_macs"] == r["grad_input_macs"]
+        if "dw_conv" in r["layer"]:
+            channels = int(r["type"].split("C=")[1].split()[0])
+            assert r["flop_counter_factor"] == {"grad_weight": channels}
+        else:
+            assert r["flop_counter_factor"] == {}
+    assert total["forward_macs"] == sum(r["forward_macs"] for r in layers)
+
+
+def test_summary_backward_without_torch_columns():
+    result = npconv("summary", "mobilenet_block", "--input", "1,8,8,8", "--backward", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["backward"]
+    assert all(r["flop_counter_grad_weight_macs"] is None for r in rows)
+    assert all(r["grad_weight_macs"] == r["forward_macs"] for r in rows)
+
+
 def test_verify_blocks_by_console_script():
     result = npconv("verify", "hybrid_block", "--input", "2,4,9,9", "--out-channels", "6", "--seed", "3",
                     "--no-timing", module=False)
