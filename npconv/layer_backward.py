@@ -31,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import counting
-from .geometry import check_array, torch_dtype_name
+from .backward import _check_grad_output
+from .geometry import check_array
 from .kernels.adaptive_avg_pool2d_backward import adaptive_avg_pool2d_backward as _pool_backward
 from .kernels.add_backward import residual_add_backward as _residual_add_backward
 from .kernels.batch_norm2d_backward import batch_norm2d_backward_eval, batch_norm2d_backward_train
@@ -58,21 +59,6 @@ def _check_flag(value, name: str, op: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}(): {name} must be True or False, not {type(value).__name__}")
     return bool(value)
-
-
-def _check_grad_output(grad_output, input: np.ndarray, expected_shape, op: str) -> np.ndarray:
-    grad_output = check_array(grad_output, "grad_output", op)
-    if grad_output.dtype != input.dtype:
-        raise TypeError(
-            f"{op}(): expected grad_output of scalar type {torch_dtype_name(input.dtype)} like the input, "
-            f"but got {torch_dtype_name(grad_output.dtype)}"
-        )
-    if tuple(grad_output.shape) != tuple(expected_shape):
-        raise ValueError(
-            f"Mismatch in shape: grad_output has a shape of {list(grad_output.shape)} and the output of "
-            f"{op.removesuffix('_backward')} has a shape of {list(expected_shape)}"
-        )
-    return grad_output
 
 
 def _channel_vector(value, name: str, op: str, channels: int, dtype) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import DEVICES
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 from torch_conv import torch_conv2d
 
