@@ -13,14 +13,13 @@ for a plain autograd backward.
 
 from __future__ import annotations
 
-import argparse
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import generated_section
 import npconv
 from npconv.backward import conv2d_backward, conv_transpose2d_backward
 from npconv.transpose import conv_transpose2d
@@ -131,19 +130,7 @@ def table() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"replace the table in {DOC}")
-    args = parser.parse_args()
-    text = table()
-    if not args.write:
-        print(text)
-        return
-    doc = DOC.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(doc):
-        raise SystemExit(f"{DOC} has no {START} ... {END} section")
-    DOC.write_text(pattern.sub(lambda _: f"{START}\n{text}\n{END}", doc))
-    print(f"updated {DOC}")
+    generated_section.main(__doc__.splitlines()[0], DOC, START, END, table)
 
 
 if __name__ == "__main__":
