@@ -4,6 +4,8 @@ Profiles, chosen by the environment variable NPCONV_HYPOTHESIS_PROFILE:
     ci        (default) derandomized, few examples: a green main stays green, CI stays fast
     dev       random, a few more examples, for local work
     thorough  random, >= 2,000 examples per property, no deadline: exploration
+              (properties that run a whole network each example - test_models, test_from_torch's
+              known-classes property, test_train - take a fifth or a third of the profile's count)
 A failure found while exploring becomes an @example or a regression test before the fix.
 """
 
