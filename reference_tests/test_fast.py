@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import npconv
@@ -73,50 +73,33 @@ _STANDARD = Conv2dConfig(2, 3, 4, 1, 8, 9, (3, 3), (1, 1), (1, 1), (1, 1), "zero
 _STANDARD_STRIDED = Conv2dConfig(1, 2, 3, 1, 9, 9, (3, 2), (2, 3), (2, 1), (2, 1), "replicate", False)
 
 
-@given(data=st.data())
-@example(data=None)
-def test_depthwise_fast_within_bound_of_reference_and_counts_equal(data):
-    for dtype in DTYPES if data is None else (data.draw(st.sampled_from(DTYPES)),):
-        cfgs = (
-            (_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED)
-            if data is None
-            else (data.draw(conv2d_configs(depthwise=True, max_size=10, max_stride=3)),)
-        )
-        for cfg in cfgs:
-            rng = np.random.default_rng(0)
-            x, w, b = (
-                data.draw(conv2d_arrays(cfg, dtype=dtype))
-                if data is not None
-                else (
-                    rng.standard_normal(cfg.input_shape).astype(dtype),
-                    rng.standard_normal(cfg.weight_shape).astype(dtype),
-                    rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None,
-                )
-            )
-            _check_against_reference(cfg, x, w, b)
+_CLAIMED = {  # what each fast kernel claims, as strategy arguments
+    "depthwise": dict(depthwise=True, max_size=10, max_stride=3),
+    "pointwise_and_standard": dict(depthwise=False, max_size=10, max_kernel=4),
+}
 
 
+@pytest.mark.parametrize("kind", sorted(_CLAIMED))
 @given(data=st.data())
-@example(data=None)
-def test_pointwise_and_standard_fast_within_bound_of_reference_and_counts_equal(data):
-    for dtype in DTYPES if data is None else (data.draw(st.sampled_from(DTYPES)),):
-        cfgs = (
-            (_POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED)
-            if data is None
-            else (data.draw(conv2d_configs(depthwise=False, max_size=10, max_kernel=4)),)
-        )
-        for cfg in cfgs:
-            rng = np.random.default_rng(1)
-            x, w, b = (
-                data.draw(conv2d_arrays(cfg, dtype=dtype))
-                if data is not None
-                else (
-                    rng.standard_normal(cfg.input_shape).astype(dtype),
-                    rng.standard_normal(cfg.weight_shape).astype(dtype),
-                    rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None,
-                )
-            )
-            _check_against_reference(cfg, x, w, b)
+def test_fast_within_bound_of_reference_and_counts_equal(kind, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    cfg = data.draw(conv2d_configs(**_CLAIMED[kind]))
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype))
+    _check_against_reference(cfg, x, w, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "cfg", [_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED, _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
+)
+def test_fast_on_fixed_configurations(cfg, dtype):
+    """Each kernel's special paths (stride 2 planes, reflect and circular padding, dilation,
+    strided pointwise, row-packed standard) on every dtype, whatever the derandomized draws hit."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(cfg.input_shape).astype(dtype)
+    w = rng.standard_normal(cfg.weight_shape).astype(dtype)
+    b = rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None
+    _check_against_reference(cfg, x, w, b)
 
 
 @given(cfg=st.one_of(conv2d_configs(depthwise=True, max_size=8), conv2d_configs(depthwise=False, max_size=8)),
