@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from hypothesis import strategies as st
 
-from .geometry import PADDING_MODES
+from .geometry import PADDING_MODES, same_padding
 
 __all__ = ["Conv2dConfig", "conv2d_configs", "conv2d_arrays", "invalid_conv2d_configs", "VALUE_FAMILIES"]
 
@@ -139,7 +139,7 @@ def conv2d_configs(
     width = draw(st.integers(1, max(1, max_size)))
     if padding_kind == "same":
         padding: tuple[int, int] | str = "same"
-        pads = ((span_h - 1) // 2 + (span_h - 1) % 2, (span_w - 1) // 2 + (span_w - 1) % 2)  # larger side
+        pads = (max(same_padding(kh, dh)), max(same_padding(kw, dw)))  # the larger side of each
         if mode == "reflect":
             height, width = max(height, pads[0] + 1), max(width, pads[1] + 1)
         elif mode == "circular":
@@ -261,13 +261,13 @@ def invalid_conv2d_configs(draw, *, rules=_BREAKERS) -> Conv2dConfig:
         cfg = replace(cfg, padding_mode="reflect", height=height,
                       padding=(draw(st.integers(height, height + 2)), cfg.padding[1]),
                       kernel_size=(1, cfg.kernel_size[1]), stride=(1, cfg.stride[1]))
-        cfg = _fit_width(cfg, "reflect")
+        cfg = _fit_width_for_reflect(cfg)
     elif rule == "circular_padding_too_wide":
         width = draw(st.integers(1, 5))
         cfg = replace(cfg, padding_mode="circular", width=width,
                       padding=(cfg.padding[0], draw(st.integers(width + 1, width + 3))),
                       kernel_size=(cfg.kernel_size[0], 1))
-        cfg = _fit_height(cfg, "circular")
+        cfg = _fit_height_for_circular(cfg)
     elif rule == "input_ndim":
         full = (cfg.batch, cfg.in_channels, cfg.height, cfg.width)
         shape = draw(st.sampled_from((full[2:], (1,) + full, full[3:])))
@@ -275,14 +275,17 @@ def invalid_conv2d_configs(draw, *, rules=_BREAKERS) -> Conv2dConfig:
     return replace(cfg, broken=rule)
 
 
-def _fit_width(cfg: Conv2dConfig, mode: str) -> Conv2dConfig:
-    """Keep the other axis valid under `mode` so that only one rule is broken."""
+def _fit_width_for_reflect(cfg: Conv2dConfig) -> Conv2dConfig:
+    """Keep the width valid under reflect padding (padding < width) and wide enough for the
+    kernel, so that only the height breaks a rule."""
     pw = cfg.padding[1]
     width = max(cfg.width, pw + 1, cfg.dilation[1] * (cfg.kernel_size[1] - 1) + 1)
     return replace(cfg, width=width)
 
 
-def _fit_height(cfg: Conv2dConfig, mode: str) -> Conv2dConfig:
+def _fit_height_for_circular(cfg: Conv2dConfig) -> Conv2dConfig:
+    """Keep the height valid under circular padding (padding <= height) and tall enough for
+    the kernel, so that only the width breaks a rule."""
     ph = cfg.padding[0]
     height = max(cfg.height, ph, cfg.dilation[0] * (cfg.kernel_size[0] - 1) + 1 - 2 * ph, 1)
     return replace(cfg, height=height)
