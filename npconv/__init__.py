@@ -10,12 +10,17 @@ an oracle for property-testing PyTorch, and closed-form formulas held against th
         y = npconv.conv2d(x, w, padding=1)
     tally.macs == npconv.formulas.conv2d_macs(1, 3, 16, 8, 3)   # True
 
+Any PyTorch CNN: `graph = npconv.capture(torch_model, x)` captures it with torch.export and
+runs every node on npconv's kernels (npconv.graph); `npconv.verify.verify_model` checks it
+node by node against PyTorch.
+
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
 from . import engine, formulas, formulas_backward, formulas_layer_backward, layer_backward, models, nn, ops, train
 from .backward import conv2d_backward, conv_transpose2d_backward
 from .convert import from_torch
+from .graph import capture
 from .counting import Tally, count
 from .functional import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
 from .geometry import Conv2dGeometry, conv2d_geometry
@@ -41,6 +46,7 @@ __all__ = [
     "nn",
     "ops",
     "Tally",
+    "capture",
     "assert_close_to_reference",
     "assert_within_bound",
     "conv2d",

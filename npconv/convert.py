@@ -170,13 +170,28 @@ def _convert_composite(module, path: str, torch) -> Module:
     )
 
 
-def from_torch(module) -> Module:
+def from_torch(module, example_input=None):
     """Convert a PyTorch module tree to npconv modules with the same weights, buffers and
-    train/eval modes (module docstring). Raises UnsupportedModuleError (a TypeError) naming
-    the first unsupported layer's type and qualified path ("features.3.dw_conv.0")."""
+    train/eval modes (module docstring).
+
+    For any other model (functional forwards, layers not listed above): with an
+    `example_input` it returns `npconv.capture(module, example_input)`, a runnable npconv
+    Graph of the same computation (torch.export; see npconv.graph). A module tree cannot be
+    converted by type alone, because its data flow lives in Python code a type does not
+    show; the graph PyTorch captures from a real input does show it. Without an example
+    input it raises UnsupportedModuleError (a TypeError) naming the first unsupported
+    layer's type and qualified path ("features.3.dw_conv.0") and pointing to capture."""
     import torch
 
-    converted = _convert(module, "", torch)
+    try:
+        converted = _convert(module, "", torch)
+    except UnsupportedModuleError as error:
+        if example_input is None:
+            raise UnsupportedModuleError(f"{error}; pass an example input, from_torch(model, x), or call "
+                                         f"npconv.capture(model, x) to run it as a captured graph") from None
+        from .graph import capture
+
+        return capture(module, example_input)
     dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
     dtypes |= {b.dtype for b in module.buffers() if b.is_floating_point()}
     if len(dtypes) > 1:

@@ -612,3 +612,130 @@ def _add_torch_columns(rows, torch_model, input_shape, model) -> tuple[int, int]
         rows.append(LayerRow("(total)", "parameters", None, None, torch_params=torch_total,
                              disagreements=[f"sum(numel) of the twin {torch_total:,} != npconv {npconv_total:,}"]))
     return total_fc, torch_total
+
+
+# ----------------------------------------------------------------------------- captured graphs
+
+
+def _node_bytes(spec, args, out) -> int:
+    """Least bytes a node moves: its array arguments read once, its output written once;
+    nothing for an op that only re-indexes (views count nothing)."""
+    if spec.view:
+        return 0
+    arrays = [a for a in _flat(args) if isinstance(a, np.ndarray)] + [o for o in _flat(out) if isinstance(o, np.ndarray)]
+    return int(sum(a.nbytes for a in arrays))
+
+
+def _flat(value):
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _flat(v)
+    else:
+        yield value
+
+
+def graph_summary(graph, x, *, torch_model=None, name: str | None = None) -> Summary:
+    """Per-module cost of a captured graph (npconv.capture) on input `x`: one counted run on
+    the reference kernels, one row per module that a node or a parameter belongs to, with
+    its own counts (its nodes'), the closed forms of npconv.graph.ops summed over its nodes,
+    its own parameters, and (torch_model given) FlopCounterMode/2 and sum(numel) per module
+    and in total."""
+    from .graph.graph import resolve
+    from .graph.ops import OPS
+
+    x = np.asarray(x)
+    trace: dict = {}
+    with _engine_reference(), counting.count() as tally:
+        output = graph.run(x, trace=trace)
+    env = graph.environment((x,))
+    env.update(trace)
+
+    order = list(dict.fromkeys([node.module for node in graph.nodes]
+                               + [graph.fqn[p].rpartition(".")[0] for p in graph.parameters]))
+    rows = {m: LayerRow(m, graph.modules.get(m, ""), None, None, formula={}) for m in order}
+    for node in graph.nodes:
+        spec = OPS[node.op]
+        args, kwargs, out = resolve(node.args, env), resolve(node.kwargs, env), env[node.name]
+        row = rows[node.module]
+        for kind, n in spec.formula(out, *args, **kwargs).items():
+            row.formula[kind] = row.formula.get(kind, 0) + int(n)
+        row.bytes += _node_bytes(spec, args, out)
+        first = next((a for a in _flat(args) if isinstance(a, np.ndarray)), None)
+        if row.input_shape is None and first is not None:
+            row.input_shape = tuple(first.shape)
+        if isinstance(out, np.ndarray):
+            row.output_shape = tuple(out.shape)
+    for param, array in graph.parameters.items():
+        module, _, attribute = graph.fqn[param].rpartition(".")
+        row = rows[module]
+        if "BatchNorm" in row.type:
+            row.bn_params += array.size
+        elif attribute == "bias":
+            row.bias_params += array.size
+        else:
+            row.weight_params += array.size
+    for row in rows.values():
+        counts = tally.by_layer.get(row.name)
+        counted = {} if counts is None else {k: v for k, v in counts.as_dict().items() if k != "calls" and v}
+        row.counted = counted
+        row.mismatches = _compare(counted, {k: v for k, v in row.formula.items() if v or k in counted})
+    rows = list(rows.values())
+
+    total_fc = torch_total = None
+    if torch_model is not None:
+        total_fc, torch_total = _add_graph_torch_columns(rows, torch_model, x, graph)
+    total = {
+        "params": graph.param_count,
+        "weight_params": sum(r.weight_params for r in rows),
+        "bias_params": sum(r.bias_params for r in rows),
+        "bn_params": sum(r.bn_params for r in rows),
+        "macs": int(tally.macs),
+        "flops": 2 * int(tally.macs),
+        "padding_macs": int(tally.padding_macs),
+        "bias_adds": int(tally.bias_adds),
+        "other": {k: int(v) for k, v in tally.other.items() if v},
+        "bytes": sum(r.bytes for r in rows),
+        "flop_counter_macs": total_fc,
+        "torch_params": torch_total,
+    }
+    return Summary(name or graph.name, tuple(x.shape), x.dtype.name, rows, total, [], torch_model is not None,
+                   output)
+
+
+def _add_graph_torch_columns(rows, torch_model, x, graph) -> tuple[int, int]:
+    """FlopCounterMode/2 and the model's own parameter count per row and in total; every
+    disagreement listed on its row (FlopCounterMode's figure for a module includes its
+    children, so a row gets its module's figure less its children's)."""
+    import torch
+
+    flops = flop_counter_by_module(torch_model, x.shape, dtype=torch.float32 if x.dtype == np.float32 else None)
+    modules = dict(torch_model.named_modules())
+    for row in rows:
+        module = modules.get(row.name)
+        if module is None:
+            row.disagreements.append("no module of this name in the PyTorch model")
+            continue
+        children = [f"{row.name}.{c}" if row.name else c for c, _ in module.named_children()]
+        own = flops.get(row.name, 0) - sum(flops.get(c, 0) for c in children)
+        row.flop_counter_macs = own // 2
+        if own % 2:
+            row.disagreements.append(f"FlopCounterMode reports an odd {own:,} FLOPs")
+        elif row.flop_counter_macs != row.macs:
+            row.disagreements.append(f"FlopCounterMode/2 = {row.flop_counter_macs:,} != counted {row.macs:,} MACs "
+                                     f"({_factor(row.macs, row.flop_counter_macs)})")
+        row.torch_params = int(sum(p.numel() for p in module.parameters(recurse=False)))
+        if row.torch_params != row.params:
+            row.disagreements.append(f"the model has {row.torch_params:,} parameters here, the graph uses "
+                                     f"{row.params:,}")
+    total_fc = flops.get("", 0) // 2
+    counted = sum(r.macs for r in rows)
+    if total_fc != counted:
+        rows.append(LayerRow("(total)", "FlopCounterMode total", None, None, flop_counter_macs=total_fc,
+                             disagreements=[f"FlopCounterMode/2 total {total_fc:,} != counted {counted:,} "
+                                            f"({_factor(counted, total_fc)})"]))
+    torch_total = int(sum(p.numel() for p in torch_model.parameters()))
+    if torch_total != graph.param_count:
+        rows.append(LayerRow("(total)", "parameters", None, None, torch_params=torch_total,
+                             disagreements=[f"sum(numel) of the model {torch_total:,} != the graph's "
+                                            f"{graph.param_count:,}"]))
+    return total_fc, torch_total

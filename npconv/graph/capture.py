@@ -1,0 +1,197 @@
+"""Capturing a PyTorch model as an npconv graph, with torch.export.
+
+    graph = npconv.capture(torch_model, x)     # x: a NumPy array or a tensor, e.g. 1x3x224x224
+
+What is captured: `torch.export.export(model.eval(), (x,))`, PyTorch 2's standard graph
+capture, which traces the model's Python forward (functional calls included: residual `+`,
+`torch.cat`, `x.mean(...)`, `view`/`transpose` channel shuffles), then
+`run_decompositions()` down to the core ATen op set, with two exceptions kept whole:
+`reflection_pad2d` and `replication_pad2d` (the core table turns them into index
+arithmetic; npconv runs them with the padding kernel its convolutions use), and circular
+padding written as slices and a cat (`decompositions`). Why core ATen:
+it is the small, stable op set every backend of PyTorch 2 consumes, so the ops npconv must
+implement stay few (about twenty cover the pytorchcv zoo in the tests) and a composite op such
+as Hardswish or SiLU is checked through the arithmetic PyTorch itself decomposes it into.
+
+Every node keeps its module path from `nn_module_stack`, so counts and checks land on the
+module names `model.named_modules()` uses, and FlopCounterMode's per-module table lines up.
+
+Errors, before any npconv work:
+* `CaptureError`: torch.export could not trace the model; one line with export's reason and
+  what to try.
+* `UnsupportedOpsError`: the graph contains ops npconv lacks; one line naming every one, its
+  Python-level name, how often it occurs and the first module:
+  "2 unsupported ops: aten.upsample_nearest2d (F.interpolate) ×2, first at decoder.up1; ..."
+
+torch is imported inside the functions; the Graph returned holds only NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Graph, Node, Ref
+from .ops import unsupported_ops
+
+__all__ = ["CaptureError", "UnsupportedOpsError", "capture", "export_program"]
+
+KEPT_WHOLE = ("reflection_pad2d.default", "replication_pad2d.default")
+
+
+class CaptureError(ValueError):
+    """torch.export could not capture the model (the message says why and what to try)."""
+
+
+class UnsupportedOpsError(NotImplementedError):
+    """The captured graph contains ops npconv does not implement. `ops` lists
+    (ATen name, Python-level name, occurrences, first module) for each."""
+
+    def __init__(self, ops: list):
+        self.ops = ops
+        parts = []
+        for aten, user, n, module in ops:
+            parts.append(f"{aten}{f' ({user})' if user else ''} ×{n}, first at {module or '(model)'}")
+        super().__init__(f"{len(ops)} unsupported op{'s' if len(ops) != 1 else ''}: " + "; ".join(parts))
+
+
+def _as_tensor(x):
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def export_program(model, example_input, *, strict: bool = False):
+    """torch.export's ExportedProgram of `model` (put in eval mode) on `example_input`,
+    decomposed to core ATen (module docstring). Raises CaptureError with export's reason."""
+    import torch
+
+    model.eval()
+    x = _as_tensor(example_input)
+    try:
+        program = torch.export.export(model, (x,), strict=strict)
+    except Exception as error:  # export raises many types; each becomes one line
+        reason = " ".join(str(error).strip().split("\n")[0].split())[:300] or type(error).__name__
+        hint = ("try another example input (a shape the model accepts, its dtype)"
+                + (", or strict=False" if strict else ", or strict=True"))
+        raise CaptureError(f"torch.export could not capture {type(model).__name__}: {type(error).__name__}: "
+                           f"{reason} ({hint})") from error
+    return program.run_decompositions(decompositions())
+
+
+def decompositions():
+    """The decomposition table of `export_program` (module docstring): torch's default (core
+    ATen), with reflection_pad2d and replication_pad2d kept whole, and circular padding
+    (aten._pad_circular, by default an empty tensor filled by copy / slice_scatter) written
+    as slices of the input concatenated along each padded dimension."""
+    import torch
+
+    aten = torch.ops.aten
+    table = torch.export.default_decompositions()
+    for name in KEPT_WHOLE:
+        packet, overload = name.split(".")
+        table.pop(getattr(getattr(aten, packet), overload), None)
+    table[aten._pad_circular.default] = _pad_circular_by_cat
+    return table
+
+
+def _pad_circular_by_cat(x, pad):
+    """aten._pad_circular(x, pad) for non-negative pads, as slices and cats: F.pad's order,
+    (before, after) of the last dimension first; the corners come out right because each
+    dimension wraps the already-wrapped array."""
+    import torch
+
+    aten = torch.ops.aten
+    for i in range(len(pad) // 2):
+        dim = x.dim() - 1 - i
+        before, after = pad[2 * i], pad[2 * i + 1]
+        if before < 0 or after < 0:
+            raise NotImplementedError("negative circular padding (cropping) is not decomposed by npconv")
+        size = x.shape[dim]
+        parts = ([aten.slice.Tensor(x, dim, size - before, size)] if before else []) + [x] + (
+            [aten.slice.Tensor(x, dim, 0, after)] if after else [])
+        if len(parts) > 1:
+            x = aten.cat.default(parts, dim)
+    return x
+
+
+def _op_name(target) -> str:
+    import operator
+
+    return "getitem" if target is operator.getitem else str(target)
+
+
+def _user_name(node, module_type: str) -> str:
+    """The name a user wrote: the torch.nn layer the call came from, else the function."""
+    if module_type.startswith("torch.nn.modules."):
+        return "nn." + module_type.rsplit(".", 1)[-1]
+    kind, _, fn = (node.meta.get("torch_fn") or ("", ""))[1].partition(".")
+    prefix = {"function": "F.", "builtin_function_or_method": "torch.", "method_descriptor": "Tensor."}.get(kind)
+    return prefix + fn if prefix and fn else ""
+
+
+def _convert(value):
+    """An fx argument as plain data: Nodes become Refs, torch dtypes/devices/layouts strings."""
+    import torch
+
+    if isinstance(value, torch.fx.Node):
+        return Ref(value.name)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_convert(v) for v in value)
+    if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+        return str(value)
+    return value
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().copy()
+
+
+def graph_from_program(program, name: str) -> Graph:
+    """An npconv Graph of an ExportedProgram (already decomposed)."""
+    from torch.export.graph_signature import InputKind
+
+    signature = program.graph_signature
+    parameters, buffers, fqn, inputs = {}, {}, {}, []
+    for spec in signature.input_specs:
+        arg = spec.arg.name
+        if spec.kind == InputKind.USER_INPUT:
+            inputs.append(arg)
+            continue
+        fqn[arg] = spec.target
+        if spec.kind == InputKind.PARAMETER:
+            parameters[arg] = _numpy(program.state_dict[spec.target])
+        elif spec.target in program.state_dict:
+            buffers[arg] = _numpy(program.state_dict[spec.target])
+        else:
+            buffers[arg] = _numpy(program.constants[spec.target])
+    nodes, modules, output = [], {}, None
+    for fx_node in program.graph.nodes:
+        if fx_node.op == "output":
+            outs = _convert(fx_node.args[0])
+            output = outs[0] if isinstance(outs, (list, tuple)) and len(outs) == 1 else tuple(outs)
+            continue
+        if fx_node.op != "call_function":
+            continue
+        stack = list((fx_node.meta.get("nn_module_stack") or {}).values())
+        module, module_type = stack[-1] if stack else ("", "")
+        module = "" if module.startswith("L__self__") else module
+        modules.setdefault(module, module_type.rsplit(".", 1)[-1])
+        nodes.append(Node(fx_node.name, _op_name(fx_node.target), _convert(tuple(fx_node.args)),
+                          _convert(dict(fx_node.kwargs)), module, module_type.rsplit(".", 1)[-1],
+                          _user_name(fx_node, module_type)))
+    return Graph(name, inputs, nodes, output, parameters, buffers, fqn, modules)
+
+
+def capture(model, example_input, *, strict: bool = False, name: str | None = None, check: bool = True) -> Graph:
+    """Capture `model` (a torch nn.Module, put in eval mode) on `example_input` as an npconv
+    Graph (module docstring). Raises CaptureError when torch.export cannot trace it, and
+    (check=True) UnsupportedOpsError naming every op npconv lacks."""
+    program = export_program(model, example_input, strict=strict)
+    graph = graph_from_program(program, name or type(model).__name__)
+    missing = unsupported_ops(graph.nodes)
+    if check and missing:
+        raise UnsupportedOpsError(missing)
+    graph.program = program  # kept for running the same nodes in PyTorch (npconv.graph.verify)
+    return graph

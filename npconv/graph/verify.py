@@ -1,0 +1,310 @@
+"""Node-by-node verification of a captured graph against PyTorch.
+
+    report = npconv.graph.verify.verify(torch_model, x)      # x: a float32 NumPy input
+    report.ok, report.failures, report.worst(report.checks32)
+
+1. PyTorch runs the exported graph's own nodes (the same ATen calls eager mode makes, after
+   decomposition) in float32 and again in float64 (parameters widened), keeping every node's
+   output.
+2. Each node is checked on PyTorch's *own* inputs to it: npconv evaluates the node in float64
+   on those inputs (widened exactly), and PyTorch's output must lie within the node's rounding
+   bound (npconv.graph.ops, npconv.bounds) times `bounds.both_sides(u)`; an exact op (view,
+   cat, relu, clamp, max-pool, ...) is evaluated by npconv in PyTorch's dtype and must match
+   bit for bit, NaN positions included. No error is carried from node to node, so the bound
+   is as sharp at node 300 as at node 1: passing says every step PyTorch took is npconv's
+   step, up to the rounding that step allows.
+3. Counting: npconv runs the whole graph on its own kernels (float32), counting per module;
+   the counts equal the closed forms node by node, the MACs equal FlopCounterMode/2 per
+   module and in total, and the parameters the graph uses equal sum(numel) of the model.
+
+End to end, npconv's own float32 and float64 runs are compared with the eager model's output
+and the differences reported, not judged: a worst-case bound propagated through a deep
+network is vacuous (10^18 times the output for MobileNetV1), so the node checks are the test.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import bounds, counting
+from .graph import Graph, resolve
+from .ops import OPS
+
+__all__ = ["NodeCheck", "VerifyReport", "check_nodes", "torch_trace", "verify"]
+
+
+@dataclass
+class NodeCheck:
+    """One node's check: PyTorch's output against npconv's evaluation on PyTorch's inputs.
+    ratio = max |diff| / bound (<= 1 passes); exact ops give 0 (equal) or inf."""
+
+    name: str
+    op: str
+    module: str
+    kind: str
+    max_error: float
+    ratio: float
+    exact: bool
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio <= 1.0
+
+
+def _to_numpy(value):
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_numpy(v) for v in value)
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def torch_trace(graph: Graph, x, dtype=None) -> dict:
+    """PyTorch's output of every node of `graph` (captured with npconv.capture) on input x,
+    as NumPy arrays; with `dtype` (a torch dtype) the floating parameters and the input are
+    converted to it first. Keys: the input's and the nodes' names, plus "(output)"."""
+    import torch
+
+    program = graph.program
+    convert = (lambda t: t.to(dtype) if dtype is not None and t.is_floating_point() else t)  # noqa: E731
+    env = {}
+    for name in graph.parameters.keys() | graph.buffers.keys():
+        source = program.state_dict if graph.fqn[name] in program.state_dict else program.constants
+        env[name] = convert(source[graph.fqn[name]])
+    x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    env[graph.inputs[0]] = convert(x)
+    out = {graph.inputs[0]: _to_numpy(env[graph.inputs[0]])}
+    with torch.no_grad():
+        for fx_node in program.graph.nodes:
+            if fx_node.op == "call_function":
+                args = torch.fx.node.map_arg(fx_node.args, lambda n: env[n.name])
+                kwargs = torch.fx.node.map_arg(fx_node.kwargs, lambda n: env[n.name])
+                env[fx_node.name] = fx_node.target(*args, **kwargs)
+                out[fx_node.name] = _to_numpy(env[fx_node.name])
+    out["(output)"] = _to_numpy(resolve(graph.output, env))
+    return out
+
+
+def _widen(value):
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+        return value.astype(np.float64)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_widen(v) for v in value)
+    return value
+
+
+def _measure(actual, expected, bound) -> tuple[float, float]:
+    """(max |actual − expected| over finite positions, max of that / bound); inf when the
+    shapes differ or NaN/Inf positions or signs differ."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return float("inf"), float("inf")
+    if bound is None:  # exact
+        same = actual.dtype == expected.dtype and np.array_equal(actual, expected, equal_nan=actual.dtype.kind == "f")
+        if same:
+            return 0.0, 0.0
+        a, e = actual.astype(np.float64), expected.astype(np.float64)
+        finite = np.isfinite(a) & np.isfinite(e)
+        return (float(np.abs(a - e)[finite].max()) if finite.any() else float("inf")), float("inf")
+    a, e = actual.astype(np.float64), expected.astype(np.float64)
+    bound = np.broadcast_to(np.asarray(bound, np.float64), e.shape)
+    finite = np.isfinite(a) & np.isfinite(e)
+    same_class = bool(np.all(finite | (np.isnan(a) & np.isnan(e)) | (a == e)))
+    err = np.abs(a - e, where=finite, out=np.zeros_like(e))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bound > 0, err / bound, np.where(err > 0, np.inf, 0.0))
+    worst = float(ratio.max()) if ratio.size else 0.0
+    return (float(err.max()) if err.size else 0.0), (worst if same_class else float("inf"))
+
+
+def check_nodes(graph: Graph, trace: dict, u: float) -> list[NodeCheck]:
+    """Part 2 of the module docstring for PyTorch's `trace` (torch_trace) computed with unit
+    roundoff u."""
+    dtype = {bounds.U32: np.float32, bounds.U64: np.float64, bounds.U16: np.float16}[u]
+    env = dict(graph.parameters)
+    env.update(graph.buffers)
+    env = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in env.items()}
+    env.update(trace)
+    checks = []
+    with counting.paused():
+        for node in graph.nodes:
+            spec = OPS[node.op]
+            args, kwargs = resolve(node.args, env), resolve(node.kwargs, env)
+            actual = trace[node.name]
+            if spec.bound is None:
+                expected = spec.run(*args, **kwargs)
+                pairs = [(actual, expected, None)]
+            else:
+                args64, kwargs64 = _widen(args), _widen(kwargs)
+                expected = spec.run(*args64, **kwargs64)
+                bound = spec.bound(dtype, *args64, **kwargs64)
+                factor = bounds.both_sides(u)
+                if isinstance(expected, tuple):
+                    pairs = [(a, e, None if b is None else factor * b) for a, e, b in zip(actual, expected, bound)
+                             if b is not None]
+                else:
+                    pairs = [(actual, expected, factor * bound)]
+            if isinstance(actual, (tuple, list)) and spec.bound is None:
+                pairs = list(zip(actual, expected, [None] * len(actual)))
+            worst_error, worst_ratio = 0.0, 0.0
+            for a, e, b in pairs:
+                error, ratio = _measure(a, e, b)
+                worst_error, worst_ratio = max(worst_error, error), max(worst_ratio, ratio)
+            checks.append(NodeCheck(node.name, node.op, node.module, node.module_type, worst_error, worst_ratio,
+                                    spec.bound is None))
+    return checks
+
+
+@dataclass
+class VerifyReport:
+    """What `verify` found; `ok` when everything agrees (see `failures`)."""
+
+    name: str
+    input_shape: tuple
+    graph: Graph
+    summary: object                  # npconv.summary.Summary with the FlopCounterMode column
+    checks32: list                   # NodeCheck per node, PyTorch float32
+    checks64: list                   # NodeCheck per node, PyTorch float64
+    end_to_end: dict
+    times: dict                      # seconds: "export", "torch_trace", "checks", "count" and forward medians
+    failures: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @staticmethod
+    def worst(checks):
+        return max(checks, key=lambda c: c.ratio, default=None)
+
+    def module_checks(self, checks) -> dict:
+        """module name -> its worst NodeCheck."""
+        worst = {}
+        for c in checks:
+            if c.module not in worst or c.ratio > worst[c.module].ratio:
+                worst[c.module] = c
+        return worst
+
+    def as_dict(self) -> dict:
+        def worst(checks):
+            c = self.worst(checks)
+            return None if c is None else {"node": c.name, "op": c.op, "layer": c.module, "type": c.kind,
+                                           "max_error": c.max_error, "error_over_bound": c.ratio}
+        return {
+            "model": self.name,
+            "input_shape": list(self.input_shape),
+            "ok": self.ok,
+            "failures": list(self.failures),
+            "layer_by_layer": {"float32": worst(self.checks32), "float64": worst(self.checks64),
+                               "steps": len(self.checks32)},
+            "nodes": [{"node": a.name, "op": a.op, "layer": a.module, "exact": a.exact,
+                       "float32_error_over_bound": a.ratio, "float64_error_over_bound": b.ratio}
+                      for a, b in zip(self.checks32, self.checks64)],
+            "end_to_end": self.end_to_end,
+            "times_s": dict(self.times),
+            "summary": self.summary.as_dict(),
+        }
+
+
+def verify(torch_model, x, *, name: str | None = None, progress=None, timing: bool = True,
+           graph: Graph | None = None, strict: bool = False) -> VerifyReport:
+    """Verify npconv against `torch_model` (any nn.Module torch.export captures, put in eval
+    mode) on input `x` (a float32 NumPy array): the module docstring's checks, plus
+    (timing=True) the median time of one forward pass in PyTorch and on each npconv engine,
+    interleaved. `progress(description)` is called before each step."""
+    import copy
+
+    import torch
+
+    from ..summary import graph_summary
+    from .capture import capture
+
+    step = progress or (lambda description: None)
+    name = name or type(torch_model).__name__
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    times = {}
+    torch_model = torch_model.eval()
+
+    if graph is None:
+        step("capturing the model with torch.export")
+        start = time.perf_counter()
+        graph = capture(torch_model, x, name=name, strict=strict)
+        times["export"] = time.perf_counter() - start
+
+    step("PyTorch runs every node, float32 and float64")
+    start = time.perf_counter()
+    trace32 = torch_trace(graph, x)
+    trace64 = torch_trace(graph, x.astype(np.float64), dtype=torch.float64)
+    times["torch_nodes"] = time.perf_counter() - start
+
+    step("node by node: each PyTorch node against npconv on the same inputs")
+    start = time.perf_counter()
+    checks32 = check_nodes(graph, trace32, bounds.U32)
+    checks64 = check_nodes(graph, trace64, bounds.U64)
+    times["checks"] = time.perf_counter() - start
+
+    step("npconv runs the graph on its kernels, counting; FlopCounterMode on the model")
+    start = time.perf_counter()
+    cost = graph_summary(graph, x, torch_model=torch_model)
+    y_n64 = graph.astype(np.float64).run(x.astype(np.float64), engine="reference")
+    times["count"] = time.perf_counter() - start
+
+    failures = [f"formula mismatch: {line}" for line in cost.mismatches]
+    failures += [f"PyTorch disagrees: {line}" for line in cost.disagreements]
+    for label, checks in (("float32", checks32), ("float64", checks64)):
+        for c in checks:
+            if not c.ok:
+                what = f"{c.name} = {c.op} in {c.module or '(model)'} ({c.kind})"
+                failures.append(f"{label}: {what} differs from npconv by {c.max_error:.3e}, "
+                                + ("an exact op" if c.exact else f"{c.ratio:.3g}x its rounding bound"))
+
+    with torch.no_grad():
+        y_t32 = torch_model(torch.from_numpy(x)).numpy()
+        y_t64 = copy.deepcopy(torch_model).double()(torch.from_numpy(x.astype(np.float64))).numpy()
+    y_n32 = np.asarray(cost.output)
+    scale = float(np.abs(y_n64).max()) if y_n64.size else 0.0
+
+    def diff(a, b):
+        d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+        return float(d.max()) if d.size else 0.0
+
+    end_to_end = {
+        "float32": {"max_abs_y": scale, "max_abs_error_torch_vs_npconv64": diff(y_t32, y_n64),
+                    "max_abs_error_npconv_vs_npconv64": diff(y_n32, y_n64),
+                    "max_abs_error_torch32_vs_npconv32": diff(y_t32, y_n32),
+                    "max_abs_error_eager_vs_graph": diff(y_t32, trace32["(output)"])},
+        "float64": {"max_abs_y": scale, "max_abs_error_torch_vs_npconv64": diff(y_t64, y_n64),
+                    "max_abs_error_eager_vs_graph": diff(y_t64, trace64["(output)"])},
+    }
+    times.update({"torch": None, "reference": None, "fast": None, "torch_threads": None})
+    if timing:
+        step("timing forward passes: PyTorch and each npconv engine, interleaved")
+        times.update(_forward_times(torch_model, graph, x))
+    return VerifyReport(name, tuple(x.shape), graph, cost, checks32, checks64, end_to_end, times, failures)
+
+
+def _forward_times(torch_model, graph: Graph, x, repeats: int = 5) -> dict:
+    import torch
+
+    def run_torch():
+        with torch.no_grad():
+            torch_model(torch.from_numpy(x))
+
+    runs = {"torch": run_torch, "reference": lambda: graph.run(x, engine="reference"),
+            "fast": lambda: graph.run(x, engine="fast")}
+    runs["fast"]()  # JIT compilation and weight packing happen once, outside the timing
+    samples = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            run()
+            samples[key].append(time.perf_counter() - start)
+    out = {key: statistics.median(values) for key, values in samples.items()}
+    out.update({f"{key}_spread": (min(values), max(values)) for key, values in samples.items()})
+    out["torch_threads"] = torch.get_num_threads()
+    return out
