@@ -587,6 +587,7 @@ def cmd_compare(args) -> int:
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     _need_torch("compare")
+    _check_seed(args.seed)
     import torch
 
     from . import formulas, twins
@@ -696,6 +697,7 @@ def cmd_models(args) -> int:
                                  "width": spec.width, "num_classes": spec.classes,
                                  "min_size": spec.downsampling} for name, spec in MODELS.items()}))
         return EXIT_OK
+    console = _console()  # before importing rich.table: without rich, the install hint
     from rich.table import Table
 
     table = Table(header_style="bold")
@@ -707,7 +709,9 @@ def cmd_models(args) -> int:
         options = ", ".join(o for o, on in (("--width", spec.width), ("--num-classes", spec.classes),
                                             ("--out-channels", not spec.classes)) if on)
         table.add_row(name, ",".join(map(str, spec.default_input)), spec.description, options)
-    _console().print(table)
+    console.print(table)
+    console.print("Or any model of your own: package.module:factory or path/to/file.py:factory "
+                  "(npconv verify --help).")
     return EXIT_OK
 
 
@@ -862,7 +866,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError) as error:  # a model or kernel rejecting the configuration
+    except (ValueError, TypeError, NotImplementedError) as error:  # a model, kernel or capture refusing it
         if os.environ.get("NPCONV_DEBUG"):
             raise
         print(f"{prog}: error: {str(error).splitlines()[0]}", file=sys.stderr)

@@ -240,6 +240,80 @@ def test_models_json():
     (("compare", "--kernel", "0"), ("--kernel must be at least 1",)),
     (("compare", "--size", "-3"), ("--size must be at least 1",)),
     (("frobnicate",), ("invalid choice",)),
+    (("verify", "--seed", "-1"), ("--seed must be an integer in [0, 2**32)",)),
+    (("verify", "--seed", "123456789012345678901"), ("--seed must be",)),
+    (("verify", "no_such_package_xyz.models:build"), ("cannot import 'no_such_package_xyz.models'",)),
+    (("verify", "json:no_such_factory"), ("'json' has no attribute 'no_such_factory'",)),
+    (("verify", "os:getcwd", "--no-timing"), ("returned a str, not a torch.nn.Module",)),
+    (("summary", "missing/models.py:build"), ("no such file: missing/models.py",)),
+    (("verify", "npconv.twins:classes", "--width", "2"), ("--width applies to the built-in models",)),
 ])
 def test_bad_arguments_give_one_line_and_a_non_zero_exit(args, fragments):
     assert_one_line_error(npconv(*args), *fragments)
+
+
+# ----------------------------------------------------------------------------- your own model
+
+_USER_MODELS = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
+        self.left = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.right = nn.Conv2d(8, 4, 1)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = torch.cat([x + self.left(x), self.right(x)], dim=1)
+        return self.head(y.mean((2, 3)))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+
+
+def unsupported():
+    return nn.Sequential(nn.Conv2d(3, 4, 1), nn.GELU(), nn.Upsample(scale_factor=2))
+"""
+
+
+def test_verify_and_summary_of_a_model_spec_file(tmp_path):
+    """A user's file.py:factory with functional data flow (residual +, cat, mean): every node
+    checked, MACs == FlopCounterMode/2, parameters == sum(numel)."""
+    path = tmp_path / "my_models.py"
+    path.write_text(_USER_MODELS)
+    result = npconv("verify", f"{path}:build", "--input", "2,3,16,16", "--no-timing", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    total = report["summary"]["total"]
+    # stem 8*3*9*8*8 per image, depthwise 8*9*8*8, pointwise 4*8*8*8, head 12*5; batch 2
+    assert total["macs"] == 2 * (8 * 27 * 64 + 8 * 9 * 64 + 4 * 8 * 64 + 12 * 5) == total["flop_counter_macs"]
+    assert total["params"] == (8 * 27 + 8) + 16 + (8 * 9 + 8) + (4 * 8 + 4) + (12 * 5 + 5) == total["torch_params"]
+    assert {n["op"] for n in report["nodes"]} >= {"aten.add.Tensor", "aten.cat.default", "aten.mean.dim"}
+    summary = npconv("summary", f"{path}:build", "--input", "1,3,16,16", "--flop-counter", "--json")
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["total"]["macs"] == total["macs"] // 2
+
+
+def test_a_model_spec_with_unsupported_ops_names_them(tmp_path):
+    path = tmp_path / "my_models.py"
+    path.write_text(_USER_MODELS)
+    result = npconv("verify", f"{path}:unsupported", "--input", "1,3,8,8", "--no-timing")
+    assert_one_line_error(result, "2 unsupported ops", "aten.gelu.default (nn.GELU) ×1, first at 1",
+                          "aten.upsample_nearest2d.vec (nn.Upsample) ×1, first at 2")
+    assert result.returncode == 2
+
+
+def test_models_without_rich_gives_the_install_hint():
+    code = "import sys; sys.modules['rich'] = None; from npconv.cli import main; sys.exit(main(['models']))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "npconv models: error: tables need the rich package: pip install " \
+                                    "'npconv[cli]' (or use --json)"
