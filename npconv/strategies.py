@@ -1,5 +1,10 @@
 """Hypothesis strategies for property-testing 2-D convolutions (yours or PyTorch's).
 
+Every public strategy of npconv is importable from here: conv2d (`conv2d_configs`,
+`conv2d_arrays`, `invalid_conv2d_configs`), conv_transpose2d (`conv_transpose2d_configs`,
+`conv_transpose2d_arrays`), and whole networks (`networks`, `network_and_input`,
+`NetworkSpec`, defined in `npconv.netstrategies`).
+
 The usual pattern draws a configuration, then arrays for it:
 
     from hypothesis import given, strategies as st
@@ -19,10 +24,35 @@ kernel fits the padded input, reflect padding is narrower than the input, circul
 padding at most as wide, "same" only with stride 1. `invalid_conv2d_configs()` breaks
 exactly one rule of a valid configuration and says which (`cfg.broken`).
 
+`ConvTranspose2dConfig` likewise, for conv_transpose2d (and its backward):
+
+    cfg = data.draw(conv_transpose2d_configs())
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, dtype=np.float64))
+    out = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w),
+                                               None if b is None else torch.from_numpy(b),
+                                               **cfg.kwargs())
+    npconv.transpose.conv_transpose2d(x, w, b, **cfg.kwargs())      # the reference
+
+valid by construction too: channels are multiples of groups, output_padding is smaller
+than max(stride, dilation) on each axis, padding leaves an output of at least one pixel.
+
 Arrays come from a NumPy generator seeded by Hypothesis (fast, reproducible, shrinks by
 seed), with value families: "normal" (standard normal), "integers" (small integers, so
 that sums are exact), "wide" (magnitudes spread over many binades), and "special"
 (normal values with a few NaN / +-Inf planted in the input).
+
+Whole networks (re-exported from `npconv.netstrategies`, whose docstring lists the layer
+vocabulary): `networks()` draws a `NetworkSpec`, pure data that Hypothesis prints as
+re-typeable Python and shrinks towards fewer, plainer layers; `spec.build()` makes the
+torch module (eval mode, seeded) and `spec.input()` a NumPy input for it;
+`network_and_input(dtype)` draws the built (module, input) pair directly (a failure then
+prints less readably than a spec).
+
+    @given(networks())
+    def test_capture_matches_torch(spec):
+        model, x = spec.build(), spec.input()
+
+Importing this module imports hypothesis and NumPy, never torch.
 """
 
 from __future__ import annotations
@@ -33,8 +63,21 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .geometry import PADDING_MODES, same_padding
+from .netstrategies import NetworkSpec, network_and_input, networks
 
-__all__ = ["Conv2dConfig", "conv2d_configs", "conv2d_arrays", "invalid_conv2d_configs", "VALUE_FAMILIES"]
+__all__ = [
+    "Conv2dConfig",
+    "conv2d_configs",
+    "conv2d_arrays",
+    "invalid_conv2d_configs",
+    "ConvTranspose2dConfig",
+    "conv_transpose2d_configs",
+    "conv_transpose2d_arrays",
+    "NetworkSpec",
+    "networks",
+    "network_and_input",
+    "VALUE_FAMILIES",
+]
 
 VALUE_FAMILIES = ("normal", "integers", "wide", "special")
 
@@ -177,7 +220,15 @@ def conv2d_arrays(draw, config: Conv2dConfig, dtype=np.float32, values=None):
     values: one of VALUE_FAMILIES, or None to draw the family too ("special" is only drawn
     when asked for explicitly). Seeded from Hypothesis, so failures reproduce and shrink.
     """
+    return _draw_arrays(draw, config, dtype, values)
+
+
+def _draw_arrays(draw, config, dtype, values):
+    """The arrays of `conv2d_arrays` / `conv_transpose2d_arrays`, for any config with
+    input_shape, weight_shape, out_channels and bias."""
     family = values if values is not None else draw(st.sampled_from(("normal", "integers", "wide")))
+    if family not in VALUE_FAMILIES:
+        raise ValueError(f"values must be one of {VALUE_FAMILIES} or None, not {family!r}")
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
 
@@ -198,6 +249,117 @@ def conv2d_arrays(draw, config: Conv2dConfig, dtype=np.float32, values=None):
         for k in rng.choice(x.size, size=planted, replace=False):
             flat[k] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=dtype))
     return x, w, b
+
+
+# --- conv_transpose2d ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvTranspose2dConfig:
+    """One conv_transpose2d call's shapes and arguments (always valid).
+
+    The weight is (in_channels, out_channels // groups, kH, kW), as PyTorch lays it out.
+    """
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    height: int
+    width: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    bias: bool = True
+    unbatched: bool = False
+
+    @property
+    def in_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        shape = (self.batch, self.in_channels, self.height, self.width)
+        return shape[1:] if self.unbatched else shape
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.in_channels, self.out_per_group) + tuple(self.kernel_size)
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of `npconv.transpose.conv_transpose2d`, of
+        `torch.nn.functional.conv_transpose2d`, and of `nn.ConvTranspose2d` (with in/out
+        channels and kernel_size)."""
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
+                    groups=self.groups, dilation=self.dilation)
+
+
+@st.composite
+def conv_transpose2d_configs(
+    draw,
+    *,
+    max_batch: int = 2,
+    max_channels_per_group: int = 3,
+    max_groups: int = 3,
+    max_size: int = 6,
+    max_kernel: int = 3,
+    max_stride: int = 3,
+    max_dilation: int = 3,
+    max_padding: int = 3,
+    allow_unbatched: bool = True,
+    allow_empty_batch: bool = True,
+) -> ConvTranspose2dConfig:
+    """Valid conv_transpose2d configurations, small enough to run thousands of times.
+
+    Per axis: output_padding < max(stride, dilation) (PyTorch's rule), and padding at most
+    max_padding and small enough that the output has at least one pixel:
+    (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1 >= 1.
+    """
+    batch = draw(st.integers(0 if allow_empty_batch else 1, max_batch))
+    groups = draw(st.integers(1, max_groups))
+    kernel, stride, dilation, size, padding, output_padding = [], [], [], [], [], []
+    for _ in range(2):
+        k = draw(st.integers(1, max_kernel))
+        s = draw(st.integers(1, max_stride))
+        d = draw(st.integers(1, max_dilation))
+        h = draw(st.integers(1, max_size))
+        op = draw(st.integers(0, max(s, d) - 1))
+        widest = ((h - 1) * s + d * (k - 1) + op) // 2  # output >= 1
+        p = draw(st.integers(0, min(max_padding, widest)))
+        kernel.append(k), stride.append(s), dilation.append(d), size.append(h)
+        padding.append(p), output_padding.append(op)
+    in_per_group = draw(st.integers(1, max_channels_per_group))
+    out_per_group = draw(st.integers(1, max_channels_per_group))
+    return ConvTranspose2dConfig(
+        batch=batch,
+        in_channels=in_per_group * groups,
+        out_channels=out_per_group * groups,
+        groups=groups,
+        height=size[0],
+        width=size[1],
+        kernel_size=tuple(kernel),
+        stride=tuple(stride),
+        padding=tuple(padding),
+        output_padding=tuple(output_padding),
+        dilation=tuple(dilation),
+        bias=draw(st.booleans()),
+        unbatched=allow_unbatched and batch == 1 and draw(st.booleans()),
+    )
+
+
+@st.composite
+def conv_transpose2d_arrays(draw, config: ConvTranspose2dConfig, dtype=np.float32, values=None):
+    """(input, weight, bias or None) for `config`, C-contiguous, of `dtype`.
+
+    values: as for `conv2d_arrays` (one of VALUE_FAMILIES, or None to draw the family).
+    """
+    return _draw_arrays(draw, config, dtype, values)
 
 
 _BREAKERS = (

@@ -27,20 +27,22 @@ float64 on |gy|, |x|, |w|, which adds up exactly those absolute products.
   bound holds for any order of the two sums. conv_transpose2d: n = (C_out/g) * kH * kW.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from conftest import DEVICES
 from hypothesis import given
 from hypothesis import strategies as st
-from test_transpose import TransposeConfig, arrays_for, transpose_configs
 from torch.utils.flop_counter import FlopCounterMode
 
 import npconv
 from npconv import counting, formulas_backward
 from npconv.backward import conv2d_backward, conv_transpose2d_backward
 from npconv.kernels.pad2d import MODE_CODES, source_index
-from npconv.strategies import conv2d_arrays, conv2d_configs
+from npconv.strategies import (ConvTranspose2dConfig, conv2d_arrays, conv2d_configs, conv_transpose2d_arrays,
+                               conv_transpose2d_configs)
 from npconv.tolerance import assert_within_bound, bound_from_magnitude
 from npconv.transpose import conv_transpose2d, conv_transpose2d_geometry
 
@@ -225,7 +227,7 @@ def test_numpy_integer_groups_keep_the_bias_gradient():
 # --- conv_transpose2d ----------------------------------------------------------------
 
 
-def torch_conv_transpose2d_grads(cfg: TransposeConfig, gy, x, w, b, device="cpu"):
+def torch_conv_transpose2d_grads(cfg: ConvTranspose2dConfig, gy, x, w, b, device="cpu"):
     t = lambda a: torch.from_numpy(a).to(device).requires_grad_()  # noqa: E731
     tx, tw = t(x), t(w)
     tb = t(b) if cfg.bias else None
@@ -239,8 +241,8 @@ def torch_conv_transpose2d_grads(cfg: TransposeConfig, gy, x, w, b, device="cpu"
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(data=st.data())
 def test_conv_transpose2d_backward_matches_autograd_within_error_bound(device, dtype, data):
-    cfg = data.draw(transpose_configs(allow_empty_batch=False), label="config")
-    x, w, b = data.draw(arrays_for(cfg, dtype), label="arrays")
+    cfg = data.draw(conv_transpose2d_configs(allow_empty_batch=False), label="config")
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, dtype, values="normal"), label="arrays")
     gy = _draw_grad_output(data, conv_transpose2d(x, w, b, **cfg.kwargs()).shape, dtype)
     g = conv_transpose2d_geometry(x.shape, w.shape, None if b is None else b.shape, **cfg.kwargs())
     with counting.paused():
@@ -257,8 +259,8 @@ def test_conv_transpose2d_backward_matches_autograd_within_error_bound(device, d
 
 @given(data=st.data())
 def test_conv_transpose2d_backward_counts_equal_formulas_and_the_forward(data):
-    cfg = data.draw(transpose_configs(), label="config")
-    x, w, b = data.draw(arrays_for(cfg, np.float64), label="arrays")
+    cfg = data.draw(conv_transpose2d_configs(), label="config")
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, np.float64, values="normal"), label="arrays")
     with npconv.count() as forward:
         y = conv_transpose2d(x, w, b, **cfg.kwargs())
     gy = _draw_grad_output(data, y.shape, np.float64)
@@ -350,10 +352,10 @@ def test_flop_counter_mode_backward_relation_for_any_grouped_conv(data):
 @given(data=st.data())
 def test_flop_counter_mode_backward_relation_for_conv_transpose2d(data):
     """For conv_transpose2d the same: grad_input right, grad_weight `groups` times too high."""
-    cfg = data.draw(transpose_configs(allow_empty_batch=False), label="config")
+    cfg = data.draw(conv_transpose2d_configs(allow_empty_batch=False), label="config")
     if cfg.unbatched:
-        cfg = TransposeConfig(**{**cfg.__dict__, "unbatched": False})
-    x, w, _ = data.draw(arrays_for(cfg, np.float32), label="arrays")
+        cfg = replace(cfg, unbatched=False)
+    x, w, _ = data.draw(conv_transpose2d_arrays(cfg, np.float32, values="normal"), label="arrays")
     gy = _draw_grad_output(data, conv_transpose2d(x, w, **cfg.kwargs()).shape, np.float32)
     with npconv.count() as tally:
         conv_transpose2d_backward(gy, x, w, bias=False, **cfg.kwargs())

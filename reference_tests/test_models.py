@@ -55,6 +55,7 @@ from twin_utils import one_torch_thread, assert_bounded, assert_not_vacuous, obs
 import npconv
 from npconv import formulas, models
 from npconv.models import mobilenet_v2
+from npconv.nn.hooks import hooked
 
 FLOATS = [np.float32, np.float64]
 _ = one_torch_thread  # autouse fixture: torch single-threaded in this module
@@ -209,15 +210,13 @@ def test_published_parameter_and_mult_add_counts():
 
 def _leaf_shapes(twin, x):
     """Qualified name -> (input shape, output shape) of every leaf, recorded by torch hooks."""
-    shapes, handles = {}, []
-    for name, m in twin.named_modules():
-        if next(m.children(), None) is None:
-            handles.append(m.register_forward_hook(
-                lambda mod, args, out, name=name: shapes.__setitem__(name, (tuple(args[0].shape), tuple(out.shape)))))
-    with torch.no_grad():
+    shapes = {}
+
+    def record(name, mod, args, out):
+        shapes[name] = (tuple(args[0].shape), tuple(out.shape))
+
+    with hooked(twin, post=record, leaves_only=True), torch.no_grad():
         twin(torch.from_numpy(x))
-    for h in handles:
-        h.remove()
     return shapes
 
 

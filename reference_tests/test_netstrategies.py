@@ -28,6 +28,7 @@ from twin_utils import one_torch_thread
 
 import npconv.netstrategies as ns
 from npconv.graph.capture import _pad_circular_by_cat
+from npconv.nn.hooks import hooked
 from npconv.netstrategies import (BLOCK_KINDS, EXPORT_OPS, LAYER_KINDS, NetworkSpec, export_decompositions,
                                   network_and_input, networks)
 
@@ -62,13 +63,14 @@ def test_drawn_networks_build_and_run_to_the_predicted_shape(spec):
         x = spec.input(dtype)
         assert x.dtype == dtype and x.shape == spec.input_shape
         assert not model.training
-        shapes = []
-        hooks = [model[i].register_forward_hook(lambda m, a, out: shapes.append(tuple(out.shape[1:])))
-                 for i in range(len(spec.layers))]
-        with torch.no_grad():
+        shapes, top_level = [], {str(i) for i in range(len(spec.layers))}  # model[i]'s names
+
+        def record(name, m, args, out):
+            if name in top_level:
+                shapes.append(tuple(out.shape[1:]))
+
+        with hooked(model, post=record), torch.no_grad():
             y = model(torch.from_numpy(x))
-        for hook in hooks:
-            hook.remove()
         assert shapes == spec.shapes()[1:]
         assert y.dtype == torch_dtype
         assert tuple(y.shape) == spec.output_shape
@@ -192,5 +194,14 @@ def test_unknown_kinds_are_refused():
 
 
 def test_import_does_not_import_torch():
-    code = "import sys, npconv.netstrategies; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, npconv.netstrategies, npconv.strategies\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_npconv_strategies_re_exports_the_network_strategies():
+    import npconv.strategies
+
+    for name in ("networks", "network_and_input", "NetworkSpec"):
+        assert getattr(npconv.strategies, name) is getattr(ns, name)
+        assert name in npconv.strategies.__all__

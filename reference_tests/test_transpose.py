@@ -20,8 +20,6 @@ M = conv_transpose2d(|x|, |w|, |b|) (Higham eq. 3.5), and `bound_from_magnitude`
 the float64 reference's own error; see npconv/tolerance.py.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -31,88 +29,10 @@ from hypothesis import strategies as st
 
 import npconv
 from npconv import counting, formulas_backward
-from npconv.strategies import conv2d_arrays, conv2d_configs
+from npconv.strategies import (VALUE_FAMILIES, ConvTranspose2dConfig, conv2d_arrays, conv2d_configs,
+                               conv_transpose2d_arrays, conv_transpose2d_configs)
 from npconv.tolerance import assert_within_bound, bound_from_magnitude
 from npconv.transpose import conv_transpose2d, conv_transpose2d_geometry, conv_transpose_output_size
-
-
-@dataclass(frozen=True)
-class TransposeConfig:
-    batch: int
-    in_per_group: int
-    out_per_group: int
-    groups: int
-    height: int
-    width: int
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    output_padding: tuple[int, int]
-    dilation: tuple[int, int]
-    bias: bool
-    unbatched: bool
-
-    @property
-    def in_channels(self) -> int:
-        return self.in_per_group * self.groups
-
-    @property
-    def out_channels(self) -> int:
-        return self.out_per_group * self.groups
-
-    @property
-    def input_shape(self):
-        shape = (self.batch, self.in_channels, self.height, self.width)
-        return shape[1:] if self.unbatched else shape
-
-    @property
-    def weight_shape(self):
-        return (self.in_channels, self.out_per_group) + self.kernel_size
-
-    def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
-                    groups=self.groups, dilation=self.dilation)
-
-
-@st.composite
-def transpose_configs(draw, max_size=6, allow_empty_batch=True):
-    """Valid conv_transpose2d configurations: output_padding < max(stride, dilation) per
-    dimension, padding small enough for a non-empty output."""
-    batch = draw(st.integers(0 if allow_empty_batch else 1, 2))
-    groups = draw(st.integers(1, 3))
-    kernel, stride, dilation, size, padding, output_padding = [], [], [], [], [], []
-    for _ in range(2):
-        k, s, d, h = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(
-            st.integers(1, max_size))
-        op = draw(st.integers(0, max(s, d) - 1))
-        widest = ((h - 1) * s + d * (k - 1) + op) // 2  # output >= 1
-        p = draw(st.integers(0, min(3, widest)))
-        kernel.append(k), stride.append(s), dilation.append(d), size.append(h)
-        padding.append(p), output_padding.append(op)
-    return TransposeConfig(
-        batch=batch,
-        in_per_group=draw(st.integers(1, 3)),
-        out_per_group=draw(st.integers(1, 3)),
-        groups=groups,
-        height=size[0],
-        width=size[1],
-        kernel_size=tuple(kernel),
-        stride=tuple(stride),
-        padding=tuple(padding),
-        output_padding=tuple(output_padding),
-        dilation=tuple(dilation),
-        bias=draw(st.booleans()),
-        unbatched=batch == 1 and draw(st.booleans()),
-    )
-
-
-@st.composite
-def arrays_for(draw, cfg: TransposeConfig, dtype):
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = rng.standard_normal(cfg.input_shape).astype(dtype)
-    w = rng.standard_normal(cfg.weight_shape).astype(dtype)
-    b = rng.standard_normal(cfg.out_channels).astype(dtype) if cfg.bias else None
-    return x, w, b
 
 
 def torch_conv_transpose2d(x, w, b, cfg, device="cpu"):
@@ -134,8 +54,8 @@ def reference_and_bound(x, w, b, cfg, dtype, accumulation_dtype=None):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(data=st.data())
 def test_matches_torch_within_error_bound(device, dtype, data):
-    cfg = data.draw(transpose_configs(), label="config")
-    x, w, b = data.draw(arrays_for(cfg, dtype), label="arrays")
+    cfg = data.draw(conv_transpose2d_configs(), label="config")
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, dtype, values="normal"), label="arrays")
     expected = torch_conv_transpose2d(x, w, b, cfg, device)
     ours = conv_transpose2d(x, w, b, **cfg.kwargs())
     assert ours.dtype == x.dtype and ours.shape == expected.shape
@@ -150,8 +70,8 @@ def test_float16_is_computed_in_float32_and_rounded_once(data):
     float32-accumulation bound. PyTorch's CPU conv_transpose2d in float16 does not: it
     accumulates in half precision (see test_torch_float16_accumulates_in_half), so it is
     held to the bound with u = 2^-11 for every term."""
-    cfg = data.draw(transpose_configs(), label="config")
-    x, w, b = data.draw(arrays_for(cfg, np.float16), label="arrays")
+    cfg = data.draw(conv_transpose2d_configs(), label="config")
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, np.float16, values="normal"), label="arrays")
     ours = conv_transpose2d(x, w, b, **cfg.kwargs())
     assert ours.dtype == np.float16
     reference, bound = reference_and_bound(x, w, b, cfg, np.float16)
@@ -170,9 +90,9 @@ def test_torch_float16_accumulates_in_half():
     -0.5986 - 0.4507 -> -1.049), 1.09x outside the bound for float32 accumulation with one
     final rounding, inside the bound for float16 accumulation. npconv stays inside the
     float32-accumulation bound. Pinned so that a change in PyTorch is noticed."""
-    cfg = TransposeConfig(batch=1, in_per_group=1, out_per_group=1, groups=1, height=6, width=1,
-                          kernel_size=(3, 1), stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
-                          dilation=(1, 1), bias=False, unbatched=False)
+    cfg = ConvTranspose2dConfig(batch=1, in_channels=1, out_channels=1, groups=1, height=6, width=1,
+                                kernel_size=(3, 1), stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                                dilation=(1, 1), bias=False, unbatched=False)
     x = np.array([0.1257, -0.1321, 0.6406, 0.1049, -0.5356, 0.3616], np.float16).reshape(1, 1, 6, 1)
     w = np.array([1.304, 0.9473, -0.7036], np.float16).reshape(1, 1, 3, 1)
     reference, bound = reference_and_bound(x, w, None, cfg, np.float16)
@@ -186,8 +106,8 @@ def test_torch_float16_accumulates_in_half():
 
 @given(data=st.data())
 def test_counted_macs_equal_the_formulas(data):
-    cfg = data.draw(transpose_configs(), label="config")
-    x, w, b = data.draw(arrays_for(cfg, np.float64), label="arrays")
+    cfg = data.draw(conv_transpose2d_configs(), label="config")
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, np.float64, values="normal"), label="arrays")
     with npconv.count() as tally:
         y = conv_transpose2d(x, w, b, **cfg.kwargs())
     counts = tally.by_op["conv_transpose2d"]
@@ -208,7 +128,7 @@ def test_counted_macs_equal_the_formulas(data):
 def test_inside_macs_are_the_products_that_reach_the_output(data):
     """An independent check of the inside count: with x = 1 and w = 1 every product is 1,
     so the output's sum is the number of products that land inside it."""
-    cfg = data.draw(transpose_configs(), label="config")
+    cfg = data.draw(conv_transpose2d_configs(), label="config")
     x, w = np.ones(cfg.input_shape), np.ones(cfg.weight_shape)
     with npconv.count() as tally:
         y = conv_transpose2d(x, w, None, **cfg.kwargs())
@@ -296,8 +216,8 @@ _INVALID = {
 def invalid_calls(draw):
     """(rule, x, w, b, kwargs) with exactly one of torch's rules broken."""
     rule = draw(st.sampled_from(sorted(_INVALID)))
-    cfg = draw(transpose_configs(allow_empty_batch=False))
-    x, w, b = draw(arrays_for(cfg, np.float64))
+    cfg = draw(conv_transpose2d_configs(allow_empty_batch=False))
+    x, w, b = draw(conv_transpose2d_arrays(cfg, np.float64, values="normal"))
     kw = cfg.kwargs()
     neg = draw(st.integers(-2, 0))
     if rule == "stride_not_positive":
@@ -375,3 +295,43 @@ def test_batch_of_zero_has_the_right_shape():
     y = conv_transpose2d(x, w, stride=2, padding=1, output_padding=1, groups=2)
     assert y.shape == tuple(torch.nn.functional.conv_transpose2d(
         torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1, output_padding=1, groups=2).shape)
+
+
+@given(data=st.data())
+def test_drawn_configs_and_arrays_keep_their_contract(data):
+    """npconv.strategies' conv_transpose2d_configs stays within the limits it is given and
+    draws only calls torch accepts; conv_transpose2d_arrays has the config's shapes, the
+    dtype asked for, and the value family asked for."""
+    limits = dict(max_batch=data.draw(st.integers(1, 3)), max_channels_per_group=data.draw(st.integers(1, 4)),
+                  max_groups=data.draw(st.integers(1, 4)), max_size=data.draw(st.integers(1, 8)),
+                  max_kernel=data.draw(st.integers(1, 4)), max_stride=data.draw(st.integers(1, 4)),
+                  max_dilation=data.draw(st.integers(1, 4)), max_padding=data.draw(st.integers(0, 4)))
+    allow_unbatched, allow_empty_batch = data.draw(st.booleans()), data.draw(st.booleans())
+    cfg = data.draw(conv_transpose2d_configs(allow_unbatched=allow_unbatched, allow_empty_batch=allow_empty_batch,
+                                             **limits), label="config")
+    assert (0 if allow_empty_batch else 1) <= cfg.batch <= limits["max_batch"]
+    assert allow_unbatched or not cfg.unbatched
+    assert 1 <= cfg.groups <= limits["max_groups"]
+    assert cfg.in_channels == cfg.in_per_group * cfg.groups and cfg.out_channels == cfg.out_per_group * cfg.groups
+    assert 1 <= cfg.in_per_group <= limits["max_channels_per_group"]
+    assert 1 <= cfg.out_per_group <= limits["max_channels_per_group"]
+    for size, k, s, p, op, d in zip((cfg.height, cfg.width), cfg.kernel_size, cfg.stride, cfg.padding,
+                                    cfg.output_padding, cfg.dilation):
+        assert 1 <= size <= limits["max_size"] and 1 <= k <= limits["max_kernel"]
+        assert 1 <= s <= limits["max_stride"] and 1 <= d <= limits["max_dilation"]
+        assert 0 <= p <= limits["max_padding"] and 0 <= op < max(s, d)
+        assert conv_transpose_output_size(size, k, s, p, op, d) >= 1
+
+    family = data.draw(st.sampled_from(VALUE_FAMILIES), label="values")
+    dtype = data.draw(st.sampled_from((np.float32, np.float64)), label="dtype")
+    x, w, b = data.draw(conv_transpose2d_arrays(cfg, dtype, values=family), label="arrays")
+    assert x.shape == cfg.input_shape and w.shape == cfg.weight_shape
+    assert (b is None) == (not cfg.bias) and (b is None or b.shape == (cfg.out_channels,))
+    for a in (x, w) + ((b,) if cfg.bias else ()):
+        assert a.dtype == dtype and a.flags.c_contiguous
+        if family == "integers":
+            assert np.all(a == np.round(a)) and np.all(np.abs(a) <= 4)
+    assert (family == "special" and x.size > 0) == (not np.all(np.isfinite(x)))
+    expected = torch_conv_transpose2d(np.nan_to_num(x), w, b, cfg)  # torch accepts every drawn call
+    assert expected.shape == conv_transpose2d_geometry(x.shape, w.shape, None if b is None else b.shape,
+                                                       **cfg.kwargs()).output_shape[-expected.ndim:]

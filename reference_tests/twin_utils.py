@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from error_bounds import Bounded
+from npconv.nn.hooks import hooked
 from npconv.tolerance import assert_within_bound
 
 TORCH_DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
@@ -96,23 +97,15 @@ def observe_torch(module: torch.nn.Module, x: np.ndarray, device="cpu"):
     from error_bounds import Observed
 
     io: dict = {}
-    handles = []
-    for name, m in module.named_modules():
-        if next(m.children(), None) is not None:
-            continue
 
-        def pre(mod, args, name=name):
-            io[name] = [numpy(args[0].clone()), None]
+    def before(name, m, args):
+        io[name] = [numpy(args[0].clone()), None]
 
-        def post(mod, args, out, name=name):
-            io[name][1] = numpy(out.clone())
+    def after(name, m, args, out):
+        io[name][1] = numpy(out.clone())
 
-        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
-    try:
+    with hooked(module, pre=before, post=after, leaves_only=True):
         output = run_torch(module, x, device)
-    finally:
-        for h in handles:
-            h.remove()
     state = {k: numpy(v) for k, v in module.state_dict().items()}
     return output, Observed({k: tuple(v) for k, v in io.items()}, state)
 
@@ -122,23 +115,15 @@ def observe_npconv(module, x: np.ndarray):
     from error_bounds import Observed
 
     io: dict = {}
-    handles = []
-    for name, m in module.named_modules():
-        if next(m.children(), None) is not None:
-            continue
 
-        def pre(mod, args, name=name):
-            io[name] = [np.array(args[0]), None]
+    def before(name, m, args):
+        io[name] = [np.array(args[0]), None]
 
-        def post(mod, args, out, name=name):
-            io[name][1] = np.array(out)
+    def after(name, m, args, out):
+        io[name][1] = np.array(out)
 
-        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
-    try:
+    with hooked(module, pre=before, post=after, leaves_only=True):
         output = module(x)
-    finally:
-        for h in handles:
-            h.remove()
     return output, Observed({k: tuple(v) for k, v in io.items()}, dict(module.state_dict()))
 
 

@@ -54,14 +54,11 @@ def _fit_final_pools(model, x) -> None:
     """Resize each whole-map AvgPool2d (kernel >= 7) to the feature map it receives on x."""
     import torch
 
-    def fit(module, args):
-        module.kernel_size = tuple(args[0].shape[-2:])
+    from npconv.nn.hooks import hooked
 
-    handles = [m.register_forward_pre_hook(fit) for m in model.modules()
-               if isinstance(m, torch.nn.AvgPool2d) and np.max(m.kernel_size) >= 7]
-    try:
-        with torch.no_grad():
-            model.eval()(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    def fit(name, module, args):
+        if isinstance(module, torch.nn.AvgPool2d) and np.max(module.kernel_size) >= 7:
+            module.kernel_size = tuple(args[0].shape[-2:])
+
+    with hooked(model, pre=fit), torch.no_grad():
+        model.eval()(x)
