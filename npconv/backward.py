@@ -26,7 +26,7 @@ the forward's:
     conv_transpose2d_grad_bias   adds
 
 For a dense kernel the gradients run over the forward's own index set, so grad-input
-MACs = grad-weight MACs = forward MACs (npconv.formulas_backward).
+MACs = grad-weight MACs = forward MACs (npconv.formulas.backward).
 
 Precision: as the forward, float32 and float64 in their own precision, float16 widened to
 float32 and each gradient rounded once to float16. grad_output must have the forward
@@ -40,6 +40,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import counting
+from .dtypes import as_kernel_array, check_flag, compute_dtype, finish
 from .geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry, torch_dtype_name
 from .kernels.conv2d_grad_bias import conv2d_grad_bias
 from .kernels.conv2d_grad_input import conv2d_grad_input
@@ -68,26 +69,24 @@ def _check_grad_output(grad_output, input, expected_shape, op: str) -> np.ndarra
     return grad_output
 
 
-def _check_flag(value, name: str, op: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}(): {name} must be True or False, not {type(value).__name__}")
-    return bool(value)
-
-
-def _compute_dtype(dtype):
-    return np.float32 if dtype == np.float16 else dtype
-
-
-def _batched(a: np.ndarray, unbatched: bool, dtype) -> np.ndarray:
-    a = a[np.newaxis] if unbatched else a
-    return np.ascontiguousarray(a, dtype=dtype)
-
-
-def _finish(a: np.ndarray | None, out_dtype, unbatched: bool = False):
-    if a is None:
-        return None
-    a = a.astype(out_dtype, copy=False)
-    return a[0] if unbatched else a
+def _backward(op: str, gradients, grad_output, input, weight, geometry, bias, needs_input_grad):
+    """What both backward functions share: the argument checks, in PyTorch's order (flags,
+    arrays, dtypes, the forward's geometry, grad_output against the forward's output), the
+    arrays brought to the kernels' dtype and layout, `gradients(gy, x, w, g, needs_input_grad)`
+    run on them, and its three results rounded back to the input's dtype."""
+    bias = check_flag(bias, "bias", op)
+    needs_input_grad = check_flag(needs_input_grad, "needs_input_grad", op)
+    input = check_array(input, "input", op)
+    weight = check_array(weight, "weight", op)
+    check_same_dtype(input, weight, None)
+    g = replace(geometry(input.shape, weight.shape), has_bias=bias)
+    grad_output = _check_grad_output(grad_output, input, g.output_shape, op)
+    dtype = compute_dtype(input.dtype)
+    grad_input, grad_weight, grad_bias = gradients(as_kernel_array(grad_output, dtype, g.unbatched),
+                                                   as_kernel_array(input, dtype, g.unbatched),
+                                                   as_kernel_array(weight, dtype), g, needs_input_grad)
+    return (finish(grad_input, input.dtype, g.unbatched), finish(grad_weight, input.dtype),
+            finish(grad_bias, input.dtype))
 
 
 def _grad_bias(gy: np.ndarray, op: str) -> np.ndarray:
@@ -126,24 +125,14 @@ def conv2d_backward(
 
     Records ops "conv2d_grad_input", "conv2d_grad_weight", "conv2d_grad_bias" (module docstring).
     """
-    op = "conv2d_backward"
-    bias = _check_flag(bias, "bias", op)
-    needs_input_grad = _check_flag(needs_input_grad, "needs_input_grad", op)
-    input = check_array(input, "input", op)
-    weight = check_array(weight, "weight", op)
-    check_same_dtype(input, weight, None)
-    g = conv2d_geometry(input.shape, weight.shape, None, stride, padding, dilation, groups, padding_mode)
-    g = replace(g, has_bias=bias)
-    grad_output = _check_grad_output(grad_output, input, g.output_shape, op)
-    return _conv2d_backward(grad_output, input, weight, g, needs_input_grad)
+    geometry = lambda input_shape, weight_shape: conv2d_geometry(  # noqa: E731
+        input_shape, weight_shape, None, stride, padding, dilation, groups, padding_mode)
+    return _backward("conv2d_backward", _conv2d_gradients, grad_output, input, weight, geometry, bias,
+                     needs_input_grad)
 
 
-def _conv2d_backward(grad_output, input, weight, g: Conv2dGeometry, needs_input_grad: bool):
-    out_dtype = input.dtype
-    dtype = _compute_dtype(out_dtype)
-    gy = _batched(grad_output, g.unbatched, dtype)
-    x = _batched(input, g.unbatched, dtype)
-    w = np.ascontiguousarray(weight, dtype=dtype)
+def _conv2d_gradients(gy, x, w, g: Conv2dGeometry, needs_input_grad: bool):
+    dtype = x.dtype
     conv_args = (g.groups, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left,
                  g.height, g.width)
 
@@ -162,8 +151,7 @@ def _conv2d_backward(grad_output, input, weight, g: Conv2dGeometry, needs_input_
     counting.record("conv2d_grad_weight", macs=macs, padding_macs=padding_macs)
 
     grad_bias = _grad_bias(gy, "conv2d_grad_bias") if g.has_bias else None
-    return (_finish(grad_input, out_dtype, g.unbatched), _finish(grad_weight, out_dtype),
-            _finish(grad_bias, out_dtype))
+    return grad_input, grad_weight, grad_bias
 
 
 def conv_transpose2d_backward(
@@ -193,24 +181,14 @@ def conv_transpose2d_backward(
     Records ops "conv_transpose2d_grad_input", "conv_transpose2d_grad_weight",
     "conv_transpose2d_grad_bias" (module docstring).
     """
-    op = "conv_transpose2d_backward"
-    bias = _check_flag(bias, "bias", op)
-    needs_input_grad = _check_flag(needs_input_grad, "needs_input_grad", op)
-    input = check_array(input, "input", op)
-    weight = check_array(weight, "weight", op)
-    check_same_dtype(input, weight, None)
-    g = conv_transpose2d_geometry(input.shape, weight.shape, None, stride, padding, output_padding, groups, dilation)
-    g = replace(g, has_bias=bias)
-    grad_output = _check_grad_output(grad_output, input, g.output_shape, op)
-    return _conv_transpose2d_backward(grad_output, input, weight, g, needs_input_grad)
+    geometry = lambda input_shape, weight_shape: conv_transpose2d_geometry(  # noqa: E731
+        input_shape, weight_shape, None, stride, padding, output_padding, groups, dilation)
+    return _backward("conv_transpose2d_backward", _conv_transpose2d_gradients, grad_output, input, weight, geometry,
+                     bias, needs_input_grad)
 
 
-def _conv_transpose2d_backward(grad_output, input, weight, g: ConvTranspose2dGeometry, needs_input_grad: bool):
-    out_dtype = input.dtype
-    dtype = _compute_dtype(out_dtype)
-    gy = _batched(grad_output, g.unbatched, dtype)
-    x = _batched(input, g.unbatched, dtype)
-    w = np.ascontiguousarray(weight, dtype=dtype)
+def _conv_transpose2d_gradients(gy, x, w, g: ConvTranspose2dGeometry, needs_input_grad: bool):
+    dtype = x.dtype
     # gy back in the uncropped frame: `padding` rows above and below it. The frame is
     # full_h = OH + 2 * pad_h rows tall, output_padding included.
     gy_full = padded(gy, g.pad_h, g.pad_h, g.pad_w, g.pad_w, "zeros")
@@ -228,5 +206,4 @@ def _conv_transpose2d_backward(grad_output, input, weight, g: ConvTranspose2dGeo
     counting.record("conv_transpose2d_grad_weight", macs=macs, inside_macs=inside_macs)
 
     grad_bias = _grad_bias(gy, "conv_transpose2d_grad_bias") if g.has_bias else None
-    return (_finish(grad_input, out_dtype, g.unbatched), _finish(grad_weight, out_dtype),
-            _finish(grad_bias, out_dtype))
+    return grad_input, grad_weight, grad_bias

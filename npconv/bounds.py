@@ -15,6 +15,9 @@ times (eq. 3.5), so
 `tiny` (the smallest normal number of the working dtype) covers results that underflow or
 are flushed to zero, which relative bounds do not.
 
+This module is the one home of u, γ_n and tiny: `npconv.tolerance`, the graph verifier
+(`npconv.graph`) and the tests take them from here.
+
 Comparing an implementation working in u against npconv's float64 evaluation (itself within
 the same bound with u = 2^-53): the two bounds add. For u = 2^-24 the float64 side is at
 most 2^-29 of the float32 side for every n (`F64_PER_F32`), so the sum is (1 + 2^-29) b32;
@@ -25,9 +28,16 @@ The per-op bounds return float64 arrays of the output's shape (or scalars that b
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from . import ops, pooling
+from .counting import paused
+from .formulas import adaptive_pool_windows
+
 __all__ = [
+    "BATCH_NORM_EVAL_ROUNDINGS",
     "F64_PER_F32",
     "U16",
     "U32",
@@ -36,6 +46,7 @@ __all__ = [
     "batch_norm_eval_bound",
     "both_sides",
     "gamma",
+    "inner_product_bound",
     "tiny",
     "unit_roundoff",
 ]
@@ -45,12 +56,13 @@ U32 = 2.0**-24
 U64 = 2.0**-53
 F64_PER_F32 = 2.0**-29  # max over n of γ_n(2^-53) / γ_n(2^-24)
 
-_ROUNDOFF = {"float16": U16, "float32": U32, "float64": U64}
+_ROUNDOFF = {"float16": U16, "float32": U32, "float64": U64, "tf32": U16}
 
 
 def unit_roundoff(dtype) -> float:
-    """u = 2^-p for a dtype with p significand bits: float16 2^-11, float32 2^-24, float64 2^-53."""
-    return _ROUNDOFF[np.dtype(dtype).name]
+    """u = 2^-p for a dtype with p significand bits: float16 2^-11, float32 2^-24, float64 2^-53;
+    and 2^-11 for "tf32" (CUDA tensor cores' float32 inputs rounded to 10 explicit bits)."""
+    return _ROUNDOFF[dtype if isinstance(dtype, str) and dtype == "tf32" else np.dtype(dtype).name]
 
 
 def tiny(dtype) -> float:
@@ -58,8 +70,11 @@ def tiny(dtype) -> float:
     return float(np.finfo(np.dtype(dtype)).tiny)
 
 
-def gamma(n, u: float = U32):
-    """Higham's γ_n = n u / (1 − n u); +inf when n u >= 1 (no bound). n may be an array."""
+def gamma(n, u=U32):
+    """Higham's γ_n = n u / (1 − n u); +inf when n u >= 1 (no bound). n may be an array; u is
+    a unit roundoff (a number) or a dtype, whose `unit_roundoff` is taken: gamma(n, np.float32)."""
+    if not isinstance(u, numbers.Real):
+        u = unit_roundoff(u)
     nu = np.asarray(n, dtype=np.float64) * u
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(nu < 1, nu / np.where(nu < 1, 1 - nu, 1.0), np.inf)
@@ -72,22 +87,56 @@ def both_sides(u: float) -> float:
     return 2.0 if u == U64 else 1.0 + U64 / u  # γ_n(2^-53) / γ_n(u) <= 2^-53 / u for every n
 
 
+def inner_product_bound(magnitude, n, dtype):
+    """An inner product of n terms (a bias counted as one more) in any evaluation order,
+    blocked or with fused multiply-adds, in `dtype`, on exact inputs:
+
+        |ŷ − y| <= γ_n(u) · M + n · tiny,   M = Σ|x_i||w_i| (+ |b|)
+
+    (Higham eq. 3.5 and Lemma 3.1: each term is rounded at most n times); `tiny` once per
+    term covers products that underflow or are flushed to zero. `magnitude` is M."""
+    return gamma(n, unit_roundoff(dtype)) * magnitude + n * tiny(dtype)
+
+
 # ----------------------------------------------------------------------------- batch norm, adaptive pooling
+
+
+BATCH_NORM_EVAL_ROUNDINGS = 7  # the most roundings on one term of y = α(x − μ) + β: batch_norm_eval_bound
 
 
 def batch_norm_eval_bound(x, weight, bias, running_mean, running_var, eps, dtype):
     """BatchNorm in eval mode, y = α(x − μ) + β with α = γ / sqrt(σ² + eps), on input x (C on
-    axis 1):
+    axis 1), parameters and statistics taken as exact:
 
-        |ŷ − y| <= γ_8(u) · (|α| (|x| + |μ|) + |β|) + 8 · tiny
+        |ŷ − y| <= γ_7(u) · (|α| (|x| + |μ|) + |β|) + 7 · tiny
 
-    PyTorch's CPU kernel computes α̂ = γ · (1 / sqrt(σ² + eps)) and β̂ = β − μ α̂, then x α̂ + β̂
-    (aten/src/ATen/native/cpu/batch_norm_kernel.cpp); npconv computes (x − μ) · invstd · γ + β.
-    Either order puts at most 7 roundings on a term (eps add, sqrt, reciprocal, scale, then
-    three more: the product with x or μ, β's subtraction, the final add); the 8th covers
-    parameters computed in float64 and rounded to float32 first. |α| is evaluated rounded up
-    (· (1 + 8·2⁻⁵³)) so that its own float64 rounding cannot shrink the bound. This is the
-    one BatchNorm constant of the package: the verifier and the tests use it."""
+    This is the one BatchNorm constant of the package (`BATCH_NORM_EVAL_ROUNDINGS` = 7): the
+    verifier uses this function and reference_tests/error_bounds.py the constant. Derivation
+    (Higham, 2nd ed., (2.4) and Lemma 3.1: a product of n factors (1 + δ_i)^{ρ_i}, |δ_i| <= u,
+    is 1 + θ_n with |θ_n| <= γ_n; the lemma's proof, for ρ_i = ±1, holds for any |ρ_i| <= 1, as
+    each such factor lies in [1 − u, 1/(1 − u)]), counting the factors on each term:
+
+    * α̂, in either order below: eps is rounded to the dtype, ε(1 + δ₀), and added:
+      (σ² + ε(1 + δ₀))(1 + δ₁) = (σ² + ε)(1 + η)(1 + δ₁) with |η| <= u as σ² >= 0; its square
+      root is sqrt(σ² + ε) · sqrt((1 + η)(1 + δ₁)) · (1 + δ₂), and sqrt((1 + η)(1 + δ₁)) lies
+      in [1 − u, 1 + u]: one factor. The sqrt's own rounding, the reciprocal and the product
+      with γ add three: α̂ = α · (4 factors).
+    * PyTorch's CPU kernel (aten/src/ATen/native/cpu/batch_norm_kernel.cpp,
+      batch_norm_cpu_collect_linear_and_constant_terms, in opmath: float for float32 and
+      float16): invstd = 1 / std::sqrt(var + eps), α̂ = invstd · γ, β̂ = β − μ α̂, then
+      ŷ = x · α̂ + β̂ (a vectorised multiply, then an add). The x term: α̂'s 4, the product,
+      the final add: 6. The μ term: 4, μ α̂, the subtraction from β, the final add: 7. β: 2.
+    * npconv (npconv/kernels/batch_norm2d.py, normalize): scale = γ · (1 / sqrt(var + eps)),
+      ŷ = (x − μ) · scale + β. The x and μ terms: the subtraction, 4, the product, the add: 7.
+      β: 1. (A fused x · α̂ + β̂ has one rounding fewer.)
+
+    So every term has at most 7 factors and |ŷ − y| <= γ_7(u) (|α|(|x| + |μ|) + |β|). (An
+    earlier γ_8 counted eps's own rounding as one more factor; under the square root it merges
+    with the add's.) Under-
+    flow: each product that underflows (x α̂, μ α̂, (x − μ) · scale, α̂ itself for |α| >= tiny)
+    is off by at most tiny more, which 7 · tiny covers. float16, computed in float32 and
+    rounded once: γ_7(2⁻²⁴) + 2⁻¹¹(1 + γ_7(2⁻²⁴)) <= γ_7(2⁻¹¹). |α| is evaluated in float64
+    rounded up (· (1 + 8·2⁻⁵³)) so that its own float64 rounding cannot shrink the bound."""
     x = np.asarray(x, np.float64)
     var = np.asarray(running_var, np.float64)
     w = np.ones_like(var) if weight is None else np.asarray(weight, np.float64)
@@ -95,8 +144,8 @@ def batch_norm_eval_bound(x, weight, bias, running_mean, running_var, eps, dtype
     shape = (1, -1) + (1,) * (x.ndim - 2)
     alpha = (np.abs(w / np.sqrt(var + eps)) * (1 + 8 * U64)).reshape(shape)
     mean = np.abs(np.asarray(running_mean, np.float64)).reshape(shape)
-    u = unit_roundoff(dtype)
-    return gamma(8, u) * (alpha * (np.abs(x) + mean) + np.abs(b).reshape(shape)) + 8 * tiny(dtype)
+    magnitude = alpha * (np.abs(x) + mean) + np.abs(b).reshape(shape)
+    return inner_product_bound(magnitude, BATCH_NORM_EVAL_ROUNDINGS, dtype)
 
 
 def adaptive_avg_pool2d_bound(x, output_size, dtype):
@@ -106,21 +155,12 @@ def adaptive_avg_pool2d_bound(x, output_size, dtype):
 
     m − 1 additions then a division, or a reciprocal and a multiply (one more rounding), put
     at most m + 1 roundings on a term (Higham Lemma 3.1). avg(|x|) is the same pooling of
-    |x| in float64."""
-    from . import ops
-    from .formulas import adaptive_pool_windows
-
+    |x| in float64; m the largest window (`npconv.formulas.adaptive_pool_windows`)."""
     x = np.abs(np.asarray(x, np.float64))
-    h, w = x.shape[-2:]
-    if isinstance(output_size, (tuple, list)):
-        oh, ow = (h if output_size[0] is None else output_size[0]), (w if output_size[1] is None else output_size[1])
-    else:
-        oh = ow = output_size
-    m = max(adaptive_pool_windows(h, oh), default=0) * max(adaptive_pool_windows(w, ow), default=0)
-    from .counting import paused
-
     with paused():
-        magnitude = ops.adaptive_avg_pool2d(x, (oh, ow))
+        magnitude = ops.adaptive_avg_pool2d(x, output_size)
+    (h, w), (oh, ow) = x.shape[-2:], magnitude.shape[-2:]
+    m = max(adaptive_pool_windows(h, oh), default=0) * max(adaptive_pool_windows(w, ow), default=0)
     return gamma(m + 1, unit_roundoff(dtype)) * magnitude + tiny(dtype)
 
 
@@ -145,9 +185,6 @@ def max_pool2d_bound(input, kernel_size, stride=None, padding=0, dilation=1, cei
     """0 everywhere (an array of the output's shape): max pooling returns one of its inputs
     (or -inf for a window with no input tap), with comparisons only: no rounding in any
     dtype that holds the inputs. NaN and its position must match exactly, as the indices."""
-    from . import pooling
-    from .counting import paused
-
     with paused():
         y = pooling.max_pool2d(np.zeros(np.shape(input), np.float64), kernel_size, stride, padding, dilation,
                                ceil_mode)
@@ -179,9 +216,6 @@ def avg_pool2d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False
 
     Returns a float64 array of the output's shape.
     """
-    from . import pooling
-    from .counting import paused
-
     x = np.asarray(input, np.float64)
     dtype = np.dtype(np.asarray(input).dtype if dtype is None else dtype)
     finite = np.isfinite(x)
@@ -211,9 +245,6 @@ def mean_bound(input, dim, keepdim=False, dtype=None):
     bound 0 (its class is compared). Means over NaN/±Inf get 0 and possible overflows +inf,
     as for avg_pool2d. Returns a float64 array of the output's shape.
     """
-    from . import pooling
-    from .counting import paused
-
     x = np.asarray(input, np.float64)
     dtype = np.dtype(np.asarray(input).dtype if dtype is None else dtype)
     dims = pooling.reduced_dims(dim, x.ndim)

@@ -40,6 +40,7 @@ import numbers
 import numpy as np
 
 from . import counting
+from .dtypes import as_kernel_array, compute_dtype, finish
 from .geometry import check_array
 from .kernels import add as add_kernel
 from .kernels import clamp as clamp_kernel
@@ -60,10 +61,6 @@ __all__ = [
 ]
 
 _TORCH_TYPE_NAMES = {"float16": "c10::Half", "float32": "float", "float64": "double"}
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
 
 
 def _is_number(value) -> bool:
@@ -130,18 +127,13 @@ def _operands(a, b, op: str, b_number_in_compute_dtype: bool = False):
         raise TypeError(f"{op}(): a and b must have one dtype, but got {a.dtype} and {b.dtype} "
                         f"(PyTorch would promote to the wider one; convert one of them)")
     dtype = arrays[0].dtype
-    compute = _compute_dtype(dtype)
+    compute = compute_dtype(dtype)
     b_number_dtype = compute if b_number_in_compute_dtype else dtype
     a = a if isinstance(a, np.ndarray) else np.asarray(_in_dtype(float(a), dtype))
     b = b if isinstance(b, np.ndarray) else np.asarray(_in_dtype(float(b), b_number_dtype))
     shape = broadcast_shape(a.shape, b.shape)
-    flat = lambda v: np.ascontiguousarray(np.broadcast_to(v, shape), dtype=compute).reshape(-1)  # noqa: E731
+    flat = lambda v: as_kernel_array(np.broadcast_to(v, shape), compute).reshape(-1)  # noqa: E731
     return flat(a), flat(b), shape, dtype
-
-
-def _result(y: np.ndarray, shape, dtype: np.dtype) -> np.ndarray:
-    with np.errstate(over="ignore"):  # float16: a float32 result beyond 65504 rounds to +-inf, as in PyTorch
-        return y.reshape(shape).astype(dtype, copy=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -151,14 +143,14 @@ def _result(y: np.ndarray, shape, dtype: np.dtype) -> np.ndarray:
 
 def _clamp(input, low, high, op: str) -> np.ndarray:
     input = check_array(input, "input", op)
-    dtype = _compute_dtype(input.dtype)
+    dtype = compute_dtype(input.dtype)
     # limits round to the input's dtype (float16 too), then widen to the compute dtype
     as_limit = lambda v: dtype.type(0) if v is None else dtype.type(_in_dtype(v, input.dtype))  # noqa: E731
-    x = np.ascontiguousarray(input, dtype=dtype).reshape(-1)
+    x = as_kernel_array(input, dtype).reshape(-1)
     y = np.empty_like(x)
     compares = clamp_kernel.clamp(x, as_limit(low), as_limit(high), low is not None, high is not None, y)
     counting.record(op, activation_compares=compares)
-    return _result(y, input.shape, input.dtype)
+    return finish(y.reshape(input.shape), input.dtype)
 
 
 def clamp(input: np.ndarray, min=None, max=None) -> np.ndarray:  # noqa: A002 (PyTorch's names)
@@ -199,12 +191,12 @@ def sigmoid(input: np.ndarray) -> np.ndarray:
     in float32, rounded once). Counts sigmoid_exps, one per element."""
     op = "sigmoid"
     input = check_array(input, "input", op)
-    dtype = _compute_dtype(input.dtype)
-    x = np.ascontiguousarray(input, dtype=dtype).reshape(-1)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(input, dtype).reshape(-1)
     y = np.empty_like(x)
     exps = sigmoid_kernel.sigmoid(x, y)
     counting.record(op, sigmoid_exps=exps)
-    return _result(y, input.shape, input.dtype)
+    return finish(y.reshape(input.shape), input.dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -225,6 +217,19 @@ def _scaled_by_alpha(b: np.ndarray, alpha, input_dtype: np.dtype, op: str):
     return scaled, muls
 
 
+def _binary(op: str, kind: str, kernel, a, b, alpha=None, b_number_in_compute_dtype: bool = False) -> np.ndarray:
+    """One flat loop `kernel(x, z, y)` over the broadcast operands, counted under `kind`;
+    with `alpha` (add, sub), b * alpha first, its multiplies counted as muls."""
+    x, z, shape, dtype = _operands(a, b, op, b_number_in_compute_dtype)
+    scaling = {}
+    if alpha is not None:
+        z, scaling["muls"] = _scaled_by_alpha(z, alpha, dtype, op)
+    y = np.empty_like(x)
+    n = kernel(x, z, y)
+    counting.record(op, **{kind: n}, **scaling)
+    return finish(y.reshape(shape), dtype)
+
+
 def add(a, b, alpha=1) -> np.ndarray:
     """a + alpha * b with broadcasting (aten.add.Tensor). Either operand may be a number.
 
@@ -232,36 +237,19 @@ def add(a, b, alpha=1) -> np.ndarray:
     fuses the two (one rounding), and both are within `npconv.bounds.add_bound`. Counts adds
     (one per output element) and muls (one per output element when alpha != 1).
     """
-    op = "add"
-    x, z, shape, dtype = _operands(a, b, op)
-    z, muls = _scaled_by_alpha(z, alpha, dtype, op)
-    y = np.empty_like(x)
-    adds = add_kernel.add(x, z, y)
-    counting.record(op, adds=adds, muls=muls)
-    return _result(y, shape, dtype)
+    return _binary("add", "adds", add_kernel.add, a, b, alpha)
 
 
 def sub(a, b, alpha=1) -> np.ndarray:
     """a - alpha * b with broadcasting (aten.sub.Tensor). Either operand may be a number.
     Counts subs (one per output element) and muls (one per output element when alpha != 1)."""
-    op = "sub"
-    x, z, shape, dtype = _operands(a, b, op)
-    z, muls = _scaled_by_alpha(z, alpha, dtype, op)
-    y = np.empty_like(x)
-    subs = sub_kernel.sub(x, z, y)
-    counting.record(op, subs=subs, muls=muls)
-    return _result(y, shape, dtype)
+    return _binary("sub", "subs", sub_kernel.sub, a, b, alpha)
 
 
 def mul(a, b) -> np.ndarray:
     """a * b with broadcasting (aten.mul.Tensor). Either operand may be a number (b is taken
     in float32 for a float16 array, as PyTorch does). Counts muls, one per output element."""
-    op = "mul"
-    x, z, shape, dtype = _operands(a, b, op, b_number_in_compute_dtype=True)
-    y = np.empty_like(x)
-    muls = mul_kernel.mul(x, z, y)
-    counting.record(op, muls=muls)
-    return _result(y, shape, dtype)
+    return _binary("mul", "muls", mul_kernel.mul, a, b, b_number_in_compute_dtype=True)
 
 
 def div(a, b) -> np.ndarray:
@@ -269,9 +257,4 @@ def div(a, b) -> np.ndarray:
     Either operand may be a number (b is taken in float32 for a float16 array, as PyTorch
     does).
     x / 0 is +-inf and 0 / 0 NaN. Counts divides, one per output element."""
-    op = "div"
-    x, z, shape, dtype = _operands(a, b, op, b_number_in_compute_dtype=True)
-    y = np.empty_like(x)
-    divides = div_kernel.div(x, z, y)
-    counting.record(op, divides=divides)
-    return _result(y, shape, dtype)
+    return _binary("div", "divides", div_kernel.div, a, b, b_number_in_compute_dtype=True)

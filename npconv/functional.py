@@ -17,6 +17,7 @@ import numpy as np
 
 from . import counting
 from . import engine as engines
+from .dtypes import as_kernel_array, compute_dtype, finish
 from .geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
 from .kernels import conv2d as conv2d_kernel
 from .kernels.pad2d import padded
@@ -69,32 +70,25 @@ def conv2d(
 
 def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str | None = None) -> np.ndarray:
     g = geometry
-    out_dtype = input.dtype
-    compute_dtype = np.float32 if out_dtype == np.float16 else out_dtype
-    x = input[np.newaxis] if g.unbatched else input
-    x = x.astype(compute_dtype, copy=False)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(input, dtype, g.unbatched)
+    w = as_kernel_array(weight, dtype)
+    b = None if bias is None else as_kernel_array(bias, dtype)
     if engines.resolve(engine) == "fast":
         from . import fast  # imported on first use: the reference path never loads it
 
-        if fast.covers(g, compute_dtype):
-            y, counts = fast.conv2d(
-                np.ascontiguousarray(x), np.ascontiguousarray(weight, dtype=compute_dtype),
-                None if bias is None else np.ascontiguousarray(bias, dtype=compute_dtype), g,
-            )
+        if fast.covers(g, dtype):
+            y, counts = fast.conv2d(x, w, b, g)
             counting.record(op, **counts["conv"])
-            y = y.astype(out_dtype, copy=False)
-            return y[0] if g.unbatched else y
+            return finish(y, input.dtype, g.unbatched)
     x_pad = padded(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right, g.padding_mode)
-    w = np.ascontiguousarray(weight, dtype=compute_dtype)
-    b = np.zeros(0, compute_dtype) if bias is None else np.ascontiguousarray(bias, dtype=compute_dtype)
-    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=compute_dtype)
+    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=dtype)
     macs, padding_macs, bias_adds = conv2d_kernel.conv2d(
-        x_pad, w, b, g.has_bias, y, g.groups,
+        x_pad, w, np.zeros(0, dtype) if b is None else b, g.has_bias, y, g.groups,
         g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, g.height, g.width,
     )
     counting.record(op, macs=macs, padding_macs=padding_macs, bias_adds=bias_adds)
-    y = y.astype(out_dtype, copy=False)
-    return y[0] if g.unbatched else y
+    return finish(y, input.dtype, g.unbatched)
 
 
 def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, padding_mode="zeros", *, engine=None):

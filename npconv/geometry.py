@@ -31,12 +31,9 @@ _TORCH_DTYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double"
 
 
 @dataclass(frozen=True)
-class Conv2dGeometry:
-    """A validated 2-D convolution, every size explicit.
-
-    Shapes: input (N, C_in, H, W), weight (C_out, C_in // groups, kH, kW),
-    output (N, C_out, OH, OW).
-    """
+class _ConvGeometry:
+    """The sizes a convolution and a transposed convolution share (the fields come first in
+    both, in this order) and what follows from them."""
 
     batch: int
     in_channels: int
@@ -50,15 +47,6 @@ class Conv2dGeometry:
     stride_w: int
     dilation_h: int
     dilation_w: int
-    pad_top: int
-    pad_bottom: int
-    pad_left: int
-    pad_right: int
-    padding_mode: str
-    out_h: int
-    out_w: int
-    has_bias: bool
-    unbatched: bool = False
 
     @property
     def in_per_group(self) -> int:
@@ -72,6 +60,26 @@ class Conv2dGeometry:
     def output_shape(self) -> tuple[int, ...]:
         shape = (self.batch, self.out_channels, self.out_h, self.out_w)
         return shape[1:] if self.unbatched else shape
+
+
+@dataclass(frozen=True)
+class Conv2dGeometry(_ConvGeometry):
+    """A validated 2-D convolution, every size explicit.
+
+    Shapes: input (N, C_in, H, W), weight (C_out, C_in // groups, kH, kW),
+    output (N, C_out, OH, OW). Fields: those of every convolution (batch .. dilation_w),
+    then the padding, the output size, has_bias and unbatched.
+    """
+
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    padding_mode: str
+    out_h: int
+    out_w: int
+    has_bias: bool
+    unbatched: bool = False
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
@@ -246,27 +254,13 @@ def conv2d_geometry(
         )
 
     return Conv2dGeometry(
-        batch=batch,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        groups=groups,
-        height=height,
-        width=width,
-        kernel_h=kernel_h,
-        kernel_w=kernel_w,
-        stride_h=stride_h,
-        stride_w=stride_w,
-        dilation_h=dilation_h,
-        dilation_w=dilation_w,
-        pad_top=pad_top,
-        pad_bottom=pad_bottom,
-        pad_left=pad_left,
-        pad_right=pad_right,
-        padding_mode=padding_mode,
+        # the fields every convolution has, in _ConvGeometry's order
+        batch, in_channels, out_channels, groups, height, width,
+        kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+        pad_top=pad_top, pad_bottom=pad_bottom, pad_left=pad_left, pad_right=pad_right, padding_mode=padding_mode,
         out_h=conv_output_size(height, kernel_h, stride_h, pad_top, pad_bottom, dilation_h),
         out_w=conv_output_size(width, kernel_w, stride_w, pad_left, pad_right, dilation_w),
-        has_bias=bias_shape is not None,
-        unbatched=unbatched,
+        has_bias=bias_shape is not None, unbatched=unbatched,
     )
 
 

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import counting
+from .dtypes import as_kernel_array, compute_dtype, finish
 from .geometry import check_array, int_pair
 from .kernels import adaptive_avg_pool2d as pool_kernel
 from .kernels import add as add_kernel
@@ -50,15 +51,6 @@ __all__ = [
 ]
 
 
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
-
-
-def _as_compute(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous copy (or view) of `a` in the kernel's dtype."""
-    return np.ascontiguousarray(a, dtype=dtype)
-
-
 def _parameter(value, name: str, op: str, channels: int, dtype: np.dtype, default: float | None = None):
     """A per-channel vector in `dtype`: `value`, or `default` everywhere when value is None."""
     if value is None:
@@ -68,7 +60,7 @@ def _parameter(value, name: str, op: str, channels: int, dtype: np.dtype, defaul
     value = check_array(value, name, op)
     if value.shape != (channels,):
         raise ValueError(f"{name} should contain {channels} elements not {value.size}")
-    return _as_compute(value, dtype)
+    return as_kernel_array(value, dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -131,8 +123,8 @@ def batch_norm2d(
     if input.ndim != 4:
         raise ValueError(f"expected 4D input (got {input.ndim}D input)")
     N, C, H, W = input.shape
-    dtype = _compute_dtype(input.dtype)
-    x = _as_compute(input, dtype)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(input, dtype)
     weight = _parameter(weight, "weight", op, C, dtype, default=1.0)
     bias = _parameter(bias, "bias", op, C, dtype, default=0.0)
     running_mean = _parameter(running_mean, "running_mean", op, C, dtype)
@@ -144,7 +136,7 @@ def batch_norm2d(
             raise ValueError("batch_norm2d(): running_mean and running_var must be given when training=False")
         scale_shifts = bn_kernel.normalize(x, running_mean, running_var, weight, bias, dtype.type(eps), y)
         counting.record(op, bn_scale_shift=scale_shifts)
-        return y.astype(input.dtype, copy=False)
+        return finish(y, input.dtype)
 
     m = N * H * W
     if m == 0:
@@ -175,9 +167,7 @@ def batch_norm2d(
     counting.record(
         op, bn_mean_adds=mean_adds, bn_var_macs=var_macs, bn_scale_shift=scale_shifts, bn_running_updates=updates
     )
-    out_dtype = input.dtype
-    as_out = lambda a: None if a is None else a.astype(out_dtype, copy=False)  # noqa: E731
-    return BatchNormTrainResult(as_out(y), as_out(running_mean), as_out(running_var), as_out(mean), as_out(var))
+    return BatchNormTrainResult(*(finish(a, input.dtype) for a in (y, running_mean, running_var, mean, var)))
 
 
 # --------------------------------------------------------------------------------------
@@ -187,12 +177,12 @@ def batch_norm2d(
 
 def _elementwise(kernel, input: np.ndarray, op: str, kind: str) -> np.ndarray:
     input = check_array(input, "input", op)
-    dtype = _compute_dtype(input.dtype)
-    x = _as_compute(input, dtype).reshape(-1)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(input, dtype).reshape(-1)
     y = np.empty_like(x)
     n = kernel(x, y)
     counting.record(op, **{kind: n})
-    return y.reshape(input.shape).astype(input.dtype, copy=False)
+    return finish(y.reshape(input.shape), input.dtype)
 
 
 def relu(input: np.ndarray) -> np.ndarray:
@@ -245,16 +235,13 @@ def adaptive_avg_pool2d(input: np.ndarray, output_size) -> np.ndarray:
             f"but input has sizes {list(input.shape)} with dimension {empty} being empty"
         )
     unbatched = input.ndim == 3
-    x4 = input[np.newaxis] if unbatched else input
-    N, C, H, W = x4.shape
+    x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
+    N, C, H, W = x.shape
     oh, ow = _output_size_pair(output_size, H, W)
-    dtype = _compute_dtype(input.dtype)
-    x = _as_compute(x4, dtype)
-    y = np.empty((N, C, oh, ow), dtype=dtype)
+    y = np.empty((N, C, oh, ow), dtype=x.dtype)
     adds, divides = pool_kernel.adaptive_avg_pool2d(x, y)
     counting.record(op, pool_adds=adds, pool_divides=divides)
-    y = y.astype(input.dtype, copy=False)
-    return y[0] if unbatched else y
+    return finish(y, input.dtype, unbatched)
 
 
 def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
@@ -280,15 +267,15 @@ def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
         bias = check_array(bias, "bias", op)
         if bias.shape != (out_features,):
             raise ValueError(f"linear(): bias must have shape ({out_features},), but got {list(bias.shape)}")
-    dtype = _compute_dtype(input.dtype)
+    dtype = compute_dtype(input.dtype)
     rows = int(np.prod(input.shape[:-1], dtype=np.int64))
-    x = _as_compute(input, dtype).reshape(rows, in_features)  # (-1 cannot be inferred when in_features == 0)
-    w = _as_compute(weight, dtype)
-    b = np.zeros(0, dtype) if bias is None else _as_compute(bias, dtype)
+    x = as_kernel_array(input, dtype).reshape(rows, in_features)  # (-1 cannot be inferred when in_features == 0)
+    w = as_kernel_array(weight, dtype)
+    b = np.zeros(0, dtype) if bias is None else as_kernel_array(bias, dtype)
     y = np.empty((x.shape[0], out_features), dtype=dtype)
     macs, bias_adds = linear_kernel.linear(x, w, b, bias is not None, y)
     counting.record(op, macs=macs, bias_adds=bias_adds)
-    return y.reshape(input.shape[:-1] + (out_features,)).astype(input.dtype, copy=False)
+    return finish(y.reshape(input.shape[:-1] + (out_features,)), input.dtype)
 
 
 def _normalize_dim(dim: int, ndim: int) -> int:
@@ -329,13 +316,13 @@ def channel_shuffle(input: np.ndarray, groups: int) -> np.ndarray:
         raise ValueError(
             f"Number of channels must be divisible by groups. Got {channels} channels and {groups} groups."
         )
-    dtype = _compute_dtype(input.dtype)
+    dtype = compute_dtype(input.dtype)
     spatial = int(np.prod(input.shape[2:], dtype=np.int64))
-    x = _as_compute(input, dtype).reshape(input.shape[0], channels, spatial)  # (-1 fails on an empty batch)
+    x = as_kernel_array(input, dtype).reshape(input.shape[0], channels, spatial)  # (-1 fails on an empty batch)
     y = np.empty_like(x)
     copies = shuffle_kernel.channel_shuffle(x, y, int(groups))
     counting.record(op, shuffle_copies=copies)
-    return y.reshape(input.shape).astype(input.dtype, copy=False)
+    return finish(y.reshape(input.shape), input.dtype)
 
 
 def dropout(input: np.ndarray, p: float = 0.5, training: bool = True, rng=None) -> np.ndarray:
@@ -354,14 +341,14 @@ def dropout(input: np.ndarray, p: float = 0.5, training: bool = True, rng=None) 
     if not training:
         return input
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    dtype = _compute_dtype(input.dtype)
-    x = _as_compute(input, dtype).reshape(-1)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(input, dtype).reshape(-1)
     keep = rng.random(x.shape[0]) >= p
     scale = dtype.type(0.0 if p == 1.0 else 1.0 / (1.0 - p))
     y = np.empty_like(x)
     multiplies = dropout_kernel.dropout(x, keep, scale, y)
     counting.record(op, dropout_multiplies=multiplies)
-    return y.reshape(input.shape).astype(input.dtype, copy=False)
+    return finish(y.reshape(input.shape), input.dtype)
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -380,10 +367,10 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             f"The size of tensor a ({a.shape[dim]}) must match the size of tensor b ({b.shape[dim]}) "
             f"at non-singleton dimension {dim}"
         )
-    dtype = _compute_dtype(a.dtype)
-    x = _as_compute(a, dtype).reshape(-1)
-    z = _as_compute(b, dtype).reshape(-1)
+    dtype = compute_dtype(a.dtype)
+    x = as_kernel_array(a, dtype).reshape(-1)
+    z = as_kernel_array(b, dtype).reshape(-1)
     y = np.empty_like(x)
     adds = add_kernel.add(x, z, y)
     counting.record(op, residual_adds=adds)
-    return y.reshape(a.shape).astype(a.dtype, copy=False)
+    return finish(y.reshape(a.shape), a.dtype)

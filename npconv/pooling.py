@@ -32,25 +32,16 @@ that the first allows), and an output of at least one cell.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import counting
-from .geometry import check_array
+from .dtypes import as_kernel_array, compute_dtype, finish
+from .geometry import _is_int, check_array
 from .kernels import avg_pool2d as avg_kernel
 from .kernels import max_pool2d as max_kernel
 from .kernels import mean as mean_kernel
 
 __all__ = ["avg_pool2d", "max_pool2d", "mean", "reduced_dims"]
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _ints(value, name: str, op: str) -> list[int]:
@@ -147,12 +138,6 @@ def _shape_check(shape: tuple, kernel, stride, padding, dilation, out_size) -> N
         )
 
 
-def _batched(input: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, bool]:
-    unbatched = input.ndim == 3
-    x = input[np.newaxis] if unbatched else input
-    return np.ascontiguousarray(x, dtype=dtype), unbatched
-
-
 def max_pool2d(input: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """Max pooling of (N, C, H, W) or (C, H, W), as `torch.nn.functional.max_pool2d` and
@@ -176,18 +161,16 @@ def max_pool2d(input: np.ndarray, kernel_size, stride=None, padding=0, dilation=
                 _checked_output_size(W, kernel[1], padding[1], stride[1], dilation[1], ceil_mode))
     _shape_check(input.shape, kernel, stride, padding, dilation, out_size)
 
-    dtype = _compute_dtype(input.dtype)
-    x, unbatched = _batched(input, dtype)
+    unbatched = input.ndim == 3
+    x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
     N, C = x.shape[:2]
-    y = np.empty((N, C) + out_size, dtype=dtype)
+    y = np.empty((N, C) + out_size, dtype=x.dtype)
     indices = np.empty((N, C) + out_size, dtype=np.int64)
     compares = max_kernel.max_pool2d(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
                                      dilation[0], dilation[1], y, indices)
     counting.record(op, pool_compares=compares)
-    y = y.astype(input.dtype, copy=False)
-    if unbatched:
-        y, indices = y[0], indices[0]
-    return (y, indices) if return_indices else y
+    y = finish(y, input.dtype, unbatched)
+    return (y, indices[0] if unbatched else indices) if return_indices else y
 
 
 def avg_pool2d(input: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
@@ -220,16 +203,15 @@ def avg_pool2d(input: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode
                 _checked_output_size(W, kernel[1], padding[1], stride[1], 1, ceil_mode))
     _shape_check(input.shape, kernel, stride, padding, (1, 1), out_size)
 
-    dtype = _compute_dtype(input.dtype)
-    x, unbatched = _batched(input, dtype)
+    unbatched = input.ndim == 3
+    x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
     N, C = x.shape[:2]
-    y = np.empty((N, C) + out_size, dtype=dtype)
+    y = np.empty((N, C) + out_size, dtype=x.dtype)
     override = 0 if divisor_override is None else int(divisor_override)
     adds, divides = avg_kernel.avg_pool2d(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
                                           bool(count_include_pad), override, y)
     counting.record(op, pool_adds=adds, pool_divides=divides)
-    y = y.astype(input.dtype, copy=False)
-    return y[0] if unbatched else y
+    return finish(y, input.dtype, unbatched)
 
 
 def reduced_dims(dim, ndim: int) -> list[int]:
@@ -275,8 +257,8 @@ def mean(input: np.ndarray, dim, keepdim: bool = False) -> np.ndarray:
     kept = [d for d in range(input.ndim) if d not in dims]
     rows = int(np.prod([input.shape[d] for d in kept], dtype=np.int64))
     m = int(np.prod([input.shape[d] for d in dims], dtype=np.int64))
-    dtype = _compute_dtype(input.dtype)
-    x = np.ascontiguousarray(np.transpose(input, kept + dims), dtype=dtype).reshape(rows, m)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(np.transpose(input, kept + dims), dtype).reshape(rows, m)
     y = np.empty(rows, dtype=dtype)
     adds, divides = mean_kernel.mean(x, y)
     counting.record(op, pool_adds=adds, pool_divides=divides)
@@ -284,4 +266,4 @@ def mean(input: np.ndarray, dim, keepdim: bool = False) -> np.ndarray:
         shape = tuple(1 if d in dims else input.shape[d] for d in range(input.ndim))
     else:
         shape = tuple(input.shape[d] for d in kept)
-    return y.reshape(shape).astype(input.dtype, copy=False)
+    return finish(y.reshape(shape), input.dtype)

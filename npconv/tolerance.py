@@ -34,6 +34,9 @@ one that contains Inf of one sign only is that Inf. So NaN/Inf positions and sig
 depend on the order, and `assert_close_to_reference` requires them to match exactly.
 Positions where M exceeds the dtype's largest finite number (overflow possible) are not
 judged.
+
+u, gamma and tiny are `npconv.bounds`' (`unit_roundoff`, `gamma`, `tiny`, importable from
+here too); this module adds the two-sided comparison with npconv's float64 reference.
 """
 
 from __future__ import annotations
@@ -41,32 +44,21 @@ from __future__ import annotations
 import numpy as np
 
 from . import counting
+from .bounds import gamma, tiny, unit_roundoff
+from .dtypes import compute_dtype
 from .functional import conv2d
 from .geometry import conv2d_geometry
 
-_UNIT_ROUNDOFF = {
-    "float16": 2.0**-11,
-    "float32": 2.0**-24,
-    "float64": 2.0**-53,
-    "tf32": 2.0**-11,
-}
-_PRECISION_BITS = {"float16": 11, "float32": 24, "float64": 53}
-
-
-def _dtype_name(dtype) -> str:
-    return dtype if dtype == "tf32" else np.dtype(dtype).name
-
-
-def unit_roundoff(dtype) -> float:
-    """u = 2^-p for a dtype with p significand bits: 2^-11, 2^-24, 2^-53 (and 2^-11 for "tf32")."""
-    return _UNIT_ROUNDOFF[_dtype_name(dtype)]
-
-
-def gamma(n, dtype) -> float:
-    """Higham's gamma_n = n u / (1 - n u); +inf when n u >= 1 (no bound)."""
-    nu = np.asarray(n, dtype=np.float64) * unit_roundoff(dtype)
-    with np.errstate(divide="ignore"):
-        return np.where(nu < 1, nu / (1 - nu), np.inf)
+__all__ = [
+    "assert_close_to_reference",
+    "assert_within_bound",
+    "bound_from_magnitude",
+    "conv2d_error_bound",
+    "conv2d_magnitude",
+    "gamma",
+    "tiny",
+    "unit_roundoff",
+]
 
 
 def _to_numpy(a):
@@ -77,12 +69,20 @@ def _to_numpy(a):
     return np.asarray(a)
 
 
+def _reference_conv2d(input, weight, bias, args, magnitudes: bool):
+    """npconv's float64 reference conv2d on input, weight, bias (widened exactly), or on
+    their absolute values (`magnitudes`), not counted."""
+    as64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
+    if magnitudes:
+        input, weight, bias = (None if a is None else np.abs(as64(a)) for a in (input, weight, bias))
+    with counting.paused():
+        return conv2d(as64(input), as64(weight), as64(bias), *args, engine="reference")
+
+
 def conv2d_magnitude(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """M = sum |x| |w| + |b| per output element, in float64, by the reference kernel."""
-    as64 = lambda a: None if a is None else np.abs(np.asarray(a, dtype=np.float64))  # noqa: E731
-    with counting.paused():
-        return conv2d(as64(input), as64(weight), as64(bias), stride, padding, dilation, groups, padding_mode,
-                      engine="reference")
+    args = (stride, padding, dilation, groups, padding_mode)
+    return _reference_conv2d(input, weight, bias, args, magnitudes=True)
 
 
 def conv2d_error_bound(
@@ -119,15 +119,14 @@ def bound_from_magnitude(magnitude, n, dtype, accumulation_dtype=None, c: float 
     result is rounded to a narrower dtype than it was accumulated in)."""
     dtype = np.dtype(dtype)
     if accumulation_dtype is None:
-        accumulation_dtype = np.float32 if dtype == np.float16 else dtype
-    acc = _dtype_name(accumulation_dtype)
-    rel = gamma(n, acc) + gamma(n, np.float64)
-    if acc == "tf32":
+        accumulation_dtype = compute_dtype(dtype)
+    tf32 = isinstance(accumulation_dtype, str) and accumulation_dtype == "tf32"
+    rel = gamma(n, accumulation_dtype) + gamma(n, np.float64)
+    if tf32:
         rel = rel + 2 * 2.0**-11 + gamma(n, np.float32)
-    if acc == "tf32" or unit_roundoff(acc) < unit_roundoff(dtype):
+    if tf32 or unit_roundoff(accumulation_dtype) < unit_roundoff(dtype):
         rel = rel + unit_roundoff(dtype)  # the final rounding to the output dtype
-    tiny = float(np.finfo(dtype).tiny)
-    return c * (rel * magnitude + n * tiny)
+    return c * (rel * magnitude + n * tiny(dtype))
 
 
 def _all_integers(*arrays) -> bool:
@@ -203,16 +202,14 @@ def assert_close_to_reference(
     dtype = np.dtype(actual.dtype)
     if dtype not in (np.float16, np.float32, np.float64):
         raise TypeError(f"assert_close_to_reference(): actual must be floating point, got {dtype}")
-    as64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
-    with counting.paused():
-        reference = conv2d(as64(input), as64(weight), as64(bias), stride, padding, dilation, groups, padding_mode,
-                           engine="reference")
+    reference = _reference_conv2d(input, weight, bias, (stride, padding, dilation, groups, padding_mode),
+                                  magnitudes=False)
     bound, magnitude, n = conv2d_error_bound(
         input, weight, bias, stride, padding, dilation, groups, padding_mode,
         dtype=dtype, accumulation_dtype=accumulation_dtype, c=c,
     )
     if _all_integers(input, weight, bias):
-        exact = magnitude <= 2.0 ** _PRECISION_BITS[dtype.name]
+        exact = magnitude <= 1 / unit_roundoff(dtype)  # 2^p: every partial sum an integer of <= p bits
         bound = np.where(exact, 0.0, bound)
     overflow_possible = np.isfinite(magnitude) & (magnitude > float(np.finfo(dtype).max))
     bound = np.where(overflow_possible, np.inf, bound)

@@ -32,32 +32,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import counting
-from .geometry import _is_int, batched_shapes, check_array, check_same_dtype, check_stride_groups_kernel, int_pair
+from .dtypes import as_kernel_array, compute_dtype, finish
+from .geometry import (_ConvGeometry, _is_int, batched_shapes, check_array, check_same_dtype,
+                       check_stride_groups_kernel, int_pair)
 from .kernels import conv_transpose2d as conv_transpose2d_kernel
 
 _OP = "conv_transpose2d"
 
 
 @dataclass(frozen=True)
-class ConvTranspose2dGeometry:
+class ConvTranspose2dGeometry(_ConvGeometry):
     """A validated transposed convolution, every size explicit.
 
     Shapes: input (N, C_in, H, W), weight (C_in, C_out // groups, kH, kW),
-    output (N, C_out, OH, OW); the uncropped scatter target is full_h x full_w.
+    output (N, C_out, OH, OW); the uncropped scatter target is full_h x full_w. Fields: those
+    of every convolution (batch .. dilation_w), then the padding, the output size, has_bias
+    and unbatched.
     """
 
-    batch: int
-    in_channels: int
-    out_channels: int
-    groups: int
-    height: int
-    width: int
-    kernel_h: int
-    kernel_w: int
-    stride_h: int
-    stride_w: int
-    dilation_h: int
-    dilation_w: int
     pad_h: int
     pad_w: int
     output_pad_h: int
@@ -68,14 +60,6 @@ class ConvTranspose2dGeometry:
     unbatched: bool = False
 
     @property
-    def in_per_group(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def out_per_group(self) -> int:
-        return self.out_channels // self.groups
-
-    @property
     def full_h(self) -> int:
         """Rows of the uncropped scatter target: every tap of every input row, plus output_padding."""
         return (self.height - 1) * self.stride_h + self.dilation_h * (self.kernel_h - 1) + 1 + self.output_pad_h
@@ -83,11 +67,6 @@ class ConvTranspose2dGeometry:
     @property
     def full_w(self) -> int:
         return (self.width - 1) * self.stride_w + self.dilation_w * (self.kernel_w - 1) + 1 + self.output_pad_w
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        shape = (self.batch, self.out_channels, self.out_h, self.out_w)
-        return shape[1:] if self.unbatched else shape
 
 
 def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int) -> int:
@@ -177,26 +156,11 @@ def conv_transpose2d_geometry(
             f"({out_h} x {out_w}). Output size is too small"
         )
     return ConvTranspose2dGeometry(
-        batch=batch,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        groups=groups,
-        height=height,
-        width=width,
-        kernel_h=kernel_h,
-        kernel_w=kernel_w,
-        stride_h=stride_h,
-        stride_w=stride_w,
-        dilation_h=dilation_h,
-        dilation_w=dilation_w,
-        pad_h=pad_h,
-        pad_w=pad_w,
-        output_pad_h=output_pad_h,
-        output_pad_w=output_pad_w,
-        out_h=out_h,
-        out_w=out_w,
-        has_bias=bias_shape is not None,
-        unbatched=unbatched,
+        # the fields every convolution has, in _ConvGeometry's order
+        batch, in_channels, out_channels, groups, height, width,
+        kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+        pad_h=pad_h, pad_w=pad_w, output_pad_h=output_pad_h, output_pad_w=output_pad_w, out_h=out_h, out_w=out_w,
+        has_bias=bias_shape is not None, unbatched=unbatched,
     )
 
 
@@ -239,18 +203,15 @@ def conv_transpose2d(
 
 def _conv_transpose2d(input, weight, bias, geometry: ConvTranspose2dGeometry) -> np.ndarray:
     g = geometry
-    out_dtype = input.dtype
-    compute_dtype = np.float32 if out_dtype == np.float16 else out_dtype
-    x = input[np.newaxis] if g.unbatched else input
-    x = np.ascontiguousarray(x, dtype=compute_dtype)
-    w = np.ascontiguousarray(weight, dtype=compute_dtype)
-    b = np.zeros(0, compute_dtype) if bias is None else np.ascontiguousarray(bias, dtype=compute_dtype)
-    y_full = np.empty((g.batch, g.out_channels, g.full_h, g.full_w), dtype=compute_dtype)
-    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=compute_dtype)
+    dtype = compute_dtype(input.dtype)
+    x = as_kernel_array(input, dtype, g.unbatched)
+    w = as_kernel_array(weight, dtype)
+    b = np.zeros(0, dtype) if bias is None else as_kernel_array(bias, dtype)
+    y_full = np.empty((g.batch, g.out_channels, g.full_h, g.full_w), dtype=dtype)
+    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=dtype)
     macs, inside_macs, bias_adds = conv_transpose2d_kernel.conv_transpose2d(
         x, w, b, g.has_bias, y_full, y, g.groups,
         g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_h, g.pad_w,
     )
     counting.record(_OP, macs=macs, bias_adds=bias_adds, inside_macs=inside_macs)
-    y = y.astype(out_dtype, copy=False)
-    return y[0] if g.unbatched else y
+    return finish(y, input.dtype, g.unbatched)

@@ -10,6 +10,19 @@ for implementations whose every layer satisfies the per-layer rounding models be
 npconv in `dtype` and PyTorch in `dtype` are then checked against `value` with that bound.
 `x.error` is the bound on the input's own error (0 for an exactly representable input).
 
+Relation to npconv.bounds (said here once for the whole module). npconv.bounds is the
+package's one home of u, gamma(n) and tiny, and of the per-op bounds the graph verifier
+uses; this module takes gamma and the BatchNorm constant from it
+(`BATCH_NORM_EVAL_ROUNDINGS`, derived in `npconv.bounds.batch_norm_eval_bound`). The
+per-layer bounds below are nonetheless derived again, on purpose: they carry an input
+error E through each layer (the Lipschitz terms), compare with a float64 reference (g(n)
+adds that reference's own gamma), and are evaluated by npconv's layer modules rather than
+the graph's ATen ops, so a slip in either derivation shows as a disagreement. At E = 0
+both exist for Conv2d, Linear, BatchNorm2d (evaluation) and AdaptiveAvgPool2d, and
+reference_tests/test_bounds.py holds them against each other (equal up to the float64
+reference's share and the tiny terms). The training-mode BatchNorm2d bound has no
+counterpart in npconv.bounds (the verifier checks evaluation graphs): it lives here only.
+
 Notation: u the unit roundoff of `dtype`; g(n) = gamma(n, dtype) + gamma(n, float64) with
 gamma(n) = n u / (1 - n u) (Higham, eq. 3.5): one gamma for the implementation under test,
 one for the float64 reference it is compared with; `bound_from_magnitude(M, n, dtype)` is
@@ -28,7 +41,7 @@ rounding model on magnitudes taken at |x| + E.
 * BatchNorm2d, evaluation: y = (x - mu) * a + beta with a = gamma / sqrt(var + eps). Every
   ordering used (npconv's (x - mu) * a + beta; PyTorch's x * a + (beta - mu * a), with a
   computed in 4 roundings: + eps, sqrt, divide, * gamma) gives each of the three terms at
-  most 7 roundings, so
+  most 7 = BATCH_NORM_EVAL_ROUNDINGS roundings (counted in npconv.bounds), so
       error = |a| E + g(7) * ((|x| + E + |mu|) |a| + |beta|)
 * BatchNorm2d, training, over the m = N*H*W values of a channel, with mu, v the exact batch
   mean and biased variance of x, s = v + eps, r = 1/sqrt(s), Ebar = mean(E),
@@ -47,6 +60,8 @@ rounding model on magnitudes taken at |x| + E.
       plus the evaluation rounding model at the computed statistics:
           error = |gamma| r ((1 + eps_r)(E + dmu) + eps_r |x - mu|)
                   + g(7) ((|x| + E + |mu| + dmu) |gamma| r (1 + eps_r) + |beta|)
+      (7 = BATCH_NORM_EVAL_ROUNDINGS, the evaluation formula's count, an upper bound here:
+      the statistics' own roundings are in eps_r and dmu)
     - running statistics, f the momentum (itself rounded, 1 - f rounded, two products and a
       sum: 5 roundings):
           running_mean error = f dmu + g(5) ((1 - f) |rm| + f (|mu| + dmu))
@@ -69,12 +84,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from npconv import counting, ops
+from npconv.bounds import BATCH_NORM_EVAL_ROUNDINGS, gamma
+from npconv.formulas import adaptive_pool_windows
 from npconv.functional import conv2d
 from npconv.models import mobilenet_v2, tutorial
 from npconv.models.mobilenet_v1 import MobileNetV1
 from npconv.nn import (AdaptiveAvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, ConvTranspose2d, Dropout, Flatten,
                        Identity, Linear, ReLU, ReLU6, Sequential)
-from npconv.tolerance import assert_within_bound, bound_from_magnitude, gamma
+from npconv.tolerance import assert_within_bound, bound_from_magnitude
 from npconv.transpose import conv_transpose2d
 
 
@@ -154,7 +171,7 @@ def batch_norm_eval_bound(layer: BatchNorm2d, x: Bounded, dtype) -> Bounded:
     value = ops.batch_norm2d(x.value, mean, var, weight, bias, training=False, eps=layer.eps)
     a = np.abs(_channel(weight / np.sqrt(var + layer.eps), C))
     magnitude = (np.abs(x.value) + x.error + np.abs(_channel(mean, C))) * a + np.abs(_channel(bias, C))
-    return Bounded(value, a * x.error + bound_from_magnitude(magnitude, 7, dtype))
+    return Bounded(value, a * x.error + bound_from_magnitude(magnitude, BATCH_NORM_EVAL_ROUNDINGS, dtype))
 
 
 @dataclass
@@ -206,7 +223,7 @@ def batch_norm_train_bound(layer: BatchNorm2d, x: Bounded, dtype, stats=None) ->
                                       + _channel(eps_r, C) * deviation)
     magnitude = ((np.abs(x.value) + E + _channel(np.abs(mu) + d_mu, C)) * _channel(gr * (1 + eps_r), C)
                  + np.abs(_channel(bias, C)))
-    output_error = output_error + bound_from_magnitude(magnitude, 7, dtype)
+    output_error = output_error + bound_from_magnitude(magnitude, BATCH_NORM_EVAL_ROUNDINGS, dtype)
     output = Bounded(result.output, output_error)
     if not tracking:
         return BatchNormTrainBound(output, None, None)
@@ -226,12 +243,8 @@ def adaptive_avg_pool2d_bound(x: Bounded, output_size, dtype) -> Bounded:
     H, W = x.value.shape[-2:]
     OH, OW = value.shape[-2:]
     # the largest window: ceil(H/OH) + 1 rows at most when OH does not divide H
-    k = _largest_window(H, OH) * _largest_window(W, OW)
+    k = max(adaptive_pool_windows(H, OH), default=0) * max(adaptive_pool_windows(W, OW), default=0)
     return Bounded(value, pooled_error + bound_from_magnitude(magnitude, k + 1, dtype))
-
-
-def _largest_window(size: int, out: int) -> int:
-    return max(((i + 1) * size + out - 1) // out - (i * size) // out for i in range(out)) if out else 0
 
 
 def add_bound(a: Bounded, b: Bounded, dtype) -> Bounded:

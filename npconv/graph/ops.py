@@ -34,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import bounds, counting, elementwise, formulas, formulas_backward, ops, pooling
+from .. import bounds, counting, elementwise, formulas, ops, pooling
 from ..functional import conv2d
 from ..geometry import conv2d_geometry
 from ..transpose import conv_transpose2d, conv_transpose2d_geometry
@@ -106,7 +106,7 @@ def _convolution_bound(dtype, x, w, b, stride, padding, dilation, transposed, ou
     with counting.paused():
         magnitude = _convolution(np.abs(x), np.abs(w), None if b is None else np.abs(b), stride, padding, dilation,
                                  transposed, output_padding, groups)
-    return bounds.gamma(n, bounds.unit_roundoff(dtype)) * magnitude + n * bounds.tiny(dtype)
+    return bounds.inner_product_bound(magnitude, n, dtype)
 
 
 def _convolution_formula(out, x, w, b, stride, padding, dilation, transposed, output_padding, groups):
@@ -117,9 +117,9 @@ def _convolution_formula(out, x, w, b, stride, padding, dilation, transposed, ou
         batch = 1 if np.ndim(x) == 3 else np.shape(x)[0]
         in_channels, h, wd = np.shape(x)[-3:]
         out_channels, oh, ow = np.shape(out)[-3:]
-        return {"macs": formulas_backward.conv_transpose2d_macs(batch, in_channels, out_channels, (h, wd),
-                                                               np.shape(w)[2:], groups),
-                "inside_macs": formulas_backward.conv_transpose2d_inside_macs(g),
+        return {"macs": formulas.conv_transpose2d_macs(batch, in_channels, out_channels, (h, wd), np.shape(w)[2:],
+                                                      groups),
+                "inside_macs": formulas.conv_transpose2d_inside_macs(g),
                 "bias_adds": batch * out_channels * oh * ow if b is not None else 0}
     g = conv2d_geometry(np.shape(x), np.shape(w), bias_shape, tuple(stride), tuple(padding), tuple(dilation), groups)
     return {"macs": formulas.conv2d_macs(g.batch, g.in_channels, g.out_channels, (g.out_h, g.out_w),
@@ -146,14 +146,14 @@ def _addmm_bound(dtype, bias, mat1, mat2, beta=1, alpha=1):
     n = mat1.shape[1] + 1
     with counting.paused():
         magnitude = _addmm(np.abs(bias), np.abs(mat1), np.abs(mat2))
-    return bounds.gamma(n, bounds.unit_roundoff(dtype)) * magnitude + n * bounds.tiny(dtype)
+    return bounds.inner_product_bound(magnitude, n, dtype)
 
 
 def _mm_bound(dtype, mat1, mat2):
     n = mat1.shape[1]
     with counting.paused():
         magnitude = _mm(np.abs(mat1), np.abs(mat2))
-    return bounds.gamma(n, bounds.unit_roundoff(dtype)) * magnitude + n * bounds.tiny(dtype)
+    return bounds.inner_product_bound(magnitude, n, dtype)
 
 
 def _addmm_formula(out, bias, mat1, mat2, beta=1, alpha=1):
@@ -191,12 +191,8 @@ def _adaptive_avg_pool2d_bound(dtype, x, output_size):
 
 
 def _adaptive_avg_pool2d_formula(out, x, output_size):
-    h, w = np.shape(x)[-2:]
-    oh, ow = np.shape(out)[-2:]
-    planes = int(np.prod(np.shape(x)[:-2], dtype=np.int64))
-    return {"pool_adds": planes * formulas.adaptive_pool_window_total(h, oh)
-            * formulas.adaptive_pool_window_total(w, ow),
-            "pool_divides": planes * oh * ow}
+    return {"pool_adds": formulas.adaptive_avg_pool2d_adds(*_planes(x), np.shape(x)[-2:], np.shape(out)[-2:]),
+            "pool_divides": formulas.adaptive_avg_pool2d_divides(*_planes(x), np.shape(out)[-2:])}
 
 
 def _max_pool2d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
