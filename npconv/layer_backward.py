@@ -16,9 +16,11 @@ op, apart from the forward's:
     linear_grad_bias              adds
     add_backward                  residual_grad_adds (the sum at a residual connection's fork)
     flatten_backward              nothing (a reshape), one call
+    dropout_backward              dropout_grad_multiplies
+    channel_shuffle_backward      shuffle_grad_copies
 
 The formulas, derivations and closed-form counts are in the kernels' docstrings,
-`npconv.formulas_layer_backward` and docs/backward.md ("Training a network").
+`npconv.formulas.layers` and docs/backward.md ("Training a network").
 
 Precision: as the forward, float32 and float64 in their own precision, float16 widened to
 float32 and each gradient rounded once to float16. grad_output must have the forward
@@ -32,10 +34,13 @@ import numpy as np
 
 from . import counting
 from .backward import _check_grad_output
+from .dtypes import check_flag, compute_dtype, finish
 from .geometry import check_array
 from .kernels.adaptive_avg_pool2d_backward import adaptive_avg_pool2d_backward as _pool_backward
 from .kernels.add_backward import residual_add_backward as _residual_add_backward
 from .kernels.batch_norm2d_backward import batch_norm2d_backward_eval, batch_norm2d_backward_train
+from .kernels.channel_shuffle_backward import channel_shuffle_backward as _shuffle_backward
+from .kernels.dropout_backward import dropout_backward as _dropout_backward
 from .kernels.linear_backward import linear_grad_bias, linear_grad_input, linear_grad_weight
 from .kernels.relu6_backward import relu6_backward as _relu6_backward
 from .kernels.relu_backward import relu_backward as _relu_backward
@@ -43,6 +48,8 @@ from .kernels.relu_backward import relu_backward as _relu_backward
 __all__ = [
     "adaptive_avg_pool2d_backward",
     "batch_norm2d_backward",
+    "channel_shuffle_backward",
+    "dropout_backward",
     "flatten_backward",
     "linear_backward",
     "relu6_backward",
@@ -51,25 +58,11 @@ __all__ = [
 ]
 
 
-def _compute_dtype(dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
-
-
-def _check_flag(value, name: str, op: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}(): {name} must be True or False, not {type(value).__name__}")
-    return bool(value)
-
-
 def _channel_vector(value, name: str, op: str, channels: int, dtype) -> np.ndarray:
     value = check_array(value, name, op)
     if value.shape != (channels,):
         raise ValueError(f"{op}(): {name} should contain {channels} elements, but got shape {list(value.shape)}")
     return np.ascontiguousarray(value, dtype=dtype)
-
-
-def _finish(a, out_dtype):
-    return None if a is None else a.astype(out_dtype, copy=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -110,8 +103,8 @@ def batch_norm2d_backward(
     (N*C*H*W each pass), bn_grad_input (N*C*H*W).
     """
     op = "batch_norm2d_backward"
-    training = _check_flag(training, "training", op)
-    needs_input_grad = _check_flag(needs_input_grad, "needs_input_grad", op)
+    training = check_flag(training, "training", op)
+    needs_input_grad = check_flag(needs_input_grad, "needs_input_grad", op)
     input = check_array(input, "input", op)
     if input.ndim != 4:
         raise ValueError(f"{op}(): expected 4D input (got {input.ndim}D input)")
@@ -120,7 +113,7 @@ def batch_norm2d_backward(
     if training and N * H * W <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
     out_dtype = input.dtype
-    dtype = _compute_dtype(out_dtype)
+    dtype = compute_dtype(out_dtype)
     affine = weight is not None
     gamma = np.ones(C, dtype) if not affine else _channel_vector(weight, "weight", op, C, dtype)
     mean = _channel_vector(mean, "mean", op, C, dtype)
@@ -135,9 +128,9 @@ def batch_norm2d_backward(
         gy, x, mean, var, gamma, dtype.type(eps), needs_input_grad, gx, grad_weight, grad_bias)
     counting.record(op, bn_normalize=normalize, bn_grad_sum_adds=sum_adds, bn_grad_dot_macs=dot_macs,
                     bn_grad_input=input_grads)
-    return (_finish(gx if needs_input_grad else None, out_dtype),
-            _finish(grad_weight if affine else None, out_dtype),
-            _finish(grad_bias if affine else None, out_dtype))
+    return (finish(gx if needs_input_grad else None, out_dtype),
+            finish(grad_weight if affine else None, out_dtype),
+            finish(grad_bias if affine else None, out_dtype))
 
 
 # --------------------------------------------------------------------------------------
@@ -148,7 +141,7 @@ def batch_norm2d_backward(
 def _activation_backward(kernel, grad_output, input, op: str) -> np.ndarray:
     input = check_array(input, "input", op)
     grad_output = _check_grad_output(grad_output, input, input.shape, op)
-    dtype = _compute_dtype(input.dtype)
+    dtype = compute_dtype(input.dtype)
     x = np.ascontiguousarray(input, dtype=dtype).reshape(-1)
     gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(-1)
     gx = np.empty_like(x)
@@ -198,7 +191,7 @@ def adaptive_avg_pool2d_backward(grad_output: np.ndarray, input_shape) -> np.nda
             f"{list(input_shape)} (expected {list(input_shape[:-2])} + [OH, OW])"
         )
     unbatched = len(input_shape) == 3
-    dtype = _compute_dtype(grad_output.dtype)
+    dtype = compute_dtype(grad_output.dtype)
     gy = np.ascontiguousarray(grad_output[np.newaxis] if unbatched else grad_output, dtype=dtype)
     shape4 = (1,) + input_shape if unbatched else input_shape
     gx = np.empty(shape4, dtype=dtype)
@@ -228,8 +221,8 @@ def linear_backward(
     the forward's MACs) and "linear_grad_bias" (adds: rows * OUT).
     """
     op = "linear_backward"
-    bias = _check_flag(bias, "bias", op)
-    needs_input_grad = _check_flag(needs_input_grad, "needs_input_grad", op)
+    bias = check_flag(bias, "bias", op)
+    needs_input_grad = check_flag(needs_input_grad, "needs_input_grad", op)
     input = check_array(input, "input", op)
     weight = check_array(weight, "weight", op)
     if weight.ndim != 2:
@@ -244,7 +237,7 @@ def linear_backward(
         )
     grad_output = _check_grad_output(grad_output, input, input.shape[:-1] + (out_features,), op)
     out_dtype = input.dtype
-    dtype = _compute_dtype(out_dtype)
+    dtype = compute_dtype(out_dtype)
     rows = int(np.prod(input.shape[:-1], dtype=np.int64))
     x = np.ascontiguousarray(input, dtype=dtype).reshape(rows, in_features)
     gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(rows, out_features)
@@ -264,7 +257,7 @@ def linear_backward(
         grad_bias = np.empty(out_features, dtype)
         adds = linear_grad_bias(gy, grad_bias)
         counting.record("linear_grad_bias", adds=adds)
-    return _finish(grad_input, out_dtype), _finish(grad_weight, out_dtype), _finish(grad_bias, out_dtype)
+    return finish(grad_input, out_dtype), finish(grad_weight, out_dtype), finish(grad_bias, out_dtype)
 
 
 def flatten_backward(grad_output: np.ndarray, input_shape) -> np.ndarray:
@@ -298,10 +291,55 @@ def residual_add_backward(grad_output: np.ndarray, grad_branch: np.ndarray) -> n
     if grad_branch.shape != grad_output.shape:
         raise ValueError(f"{op}(): grad_output of shape {list(grad_output.shape)} and grad_branch of shape "
                          f"{list(grad_branch.shape)} differ")
-    dtype = _compute_dtype(grad_output.dtype)
+    dtype = compute_dtype(grad_output.dtype)
     gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(-1)
     gb = np.ascontiguousarray(grad_branch, dtype=dtype).reshape(-1)
     gx = np.empty_like(gy)
     adds = _residual_add_backward(gy, gb, gx)
     counting.record(op, residual_grad_adds=adds)
+    return gx.reshape(grad_output.shape).astype(grad_output.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------
+# Dropout, channel shuffle
+# --------------------------------------------------------------------------------------
+
+
+def dropout_backward(grad_output: np.ndarray, keep: np.ndarray, p: float) -> np.ndarray:
+    """dL/dx of y = dropout(x, p) in training, from the forward's keep-mask (same shape as
+    grad_output, booleans): gy / (1 - p) where kept, 0 where dropped (0 everywhere for
+    p = 1). Records op "dropout_backward": dropout_grad_multiplies, one per kept element."""
+    op = "dropout_backward"
+    grad_output = check_array(grad_output, "grad_output", op)
+    keep = np.asarray(keep)
+    if keep.dtype != np.bool_ or keep.shape != grad_output.shape:
+        raise ValueError(f"{op}(): keep must be a boolean mask of grad_output's shape {list(grad_output.shape)}, "
+                         f"got {keep.dtype} {list(keep.shape)}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    dtype = compute_dtype(grad_output.dtype)
+    gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(-1)
+    gx = np.empty_like(gy)
+    scale = dtype.type(0.0 if p == 1.0 else 1.0 / (1.0 - p))
+    multiplies = _dropout_backward(gy, np.ascontiguousarray(keep).reshape(-1), scale, gx)
+    counting.record(op, dropout_grad_multiplies=multiplies)
+    return gx.reshape(grad_output.shape).astype(grad_output.dtype, copy=False)
+
+
+def channel_shuffle_backward(grad_output: np.ndarray, groups: int) -> np.ndarray:
+    """dL/dx of y = channel_shuffle(x, groups) for (N, C, *) arrays: the inverse permutation,
+    gx[:, i*(C/g) + j] = gy[:, j*g + i]. Records op "channel_shuffle_backward":
+    shuffle_grad_copies, one per element."""
+    op = "channel_shuffle_backward"
+    grad_output = check_array(grad_output, "grad_output", op)
+    if grad_output.ndim <= 2 or groups <= 0 or grad_output.shape[1] % groups != 0:
+        raise ValueError(f"{op}(): grad_output of shape {list(grad_output.shape)} cannot come from a channel "
+                         f"shuffle with {groups} groups")
+    dtype = compute_dtype(grad_output.dtype)
+    N, C = grad_output.shape[:2]
+    spatial = int(np.prod(grad_output.shape[2:], dtype=np.int64))
+    gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(N, C, spatial)
+    gx = np.empty_like(gy)
+    copies = _shuffle_backward(gy, gx, int(groups))
+    counting.record(op, shuffle_grad_copies=copies)
     return gx.reshape(grad_output.shape).astype(grad_output.dtype, copy=False)

@@ -15,8 +15,8 @@ pooling). For each row:
   apart; BatchNorm running statistics are buffers, not parameters.
 * counted: MACs, padding MACs, bias adds and the other operations by kind, as the kernels'
   loops counted them (`npconv.counting`).
-* formula: the same figures from closed forms (`npconv.formulas`, `npconv.formulas_backward`
-  and the per-layer rules below), from the layer's arguments and its recorded input shape.
+* formula: the same figures from closed forms (`npconv.formulas` and the per-layer rules
+  below), from the layer's arguments and its recorded input shape.
   Any difference is a formula mismatch: `Summary.ok` is False and it is listed loudly.
 * bytes: the least a layer must move: its input read once, its parameters (and BatchNorm's
   running statistics) read once, its output written once, at the dtype's size. A reshape
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import counting, formulas, formulas_backward
+from . import counting, formulas
 from .geometry import conv2d_geometry
 from .transpose import conv_transpose2d_geometry
 
@@ -329,11 +329,6 @@ def _numel(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape is not None else 0
 
 
-def _pool_window_total(size: int, out: int) -> int:
-    """sum over output cells i of the window length end(i) - start(i), PyTorch's rule."""
-    return sum(((i + 1) * size + out - 1) // out - (i * size) // out for i in range(out))
-
-
 def _leaf_formula(module, kind: str, input_shape, output_shape) -> dict | None:
     """Closed forms for one call of a leaf layer (module docstring), or None when unknown."""
     if kind == "Conv2d":
@@ -353,9 +348,9 @@ def _leaf_formula(module, kind: str, input_shape, output_shape) -> dict | None:
         in_channels, h, w = input_shape[-3:]
         out_channels, oh, ow = output_shape[-3:]
         return {
-            "macs": formulas_backward.conv_transpose2d_macs(batch, in_channels, out_channels, (h, w),
-                                                            module.kernel_size, module.groups),
-            "inside_macs": formulas_backward.conv_transpose2d_inside_macs(g),
+            "macs": formulas.conv_transpose2d_macs(batch, in_channels, out_channels, (h, w), module.kernel_size,
+                                                   module.groups),
+            "inside_macs": formulas.conv_transpose2d_inside_macs(g),
             "bias_adds": batch * out_channels * oh * ow if module.bias is not None else 0,
         }
     if kind == "Linear":
@@ -378,43 +373,34 @@ def _leaf_formula(module, kind: str, input_shape, output_shape) -> dict | None:
 
 
 def _pool_formula(input_shape, output_shape) -> dict:
-    h, w = input_shape[-2:]
-    oh, ow = output_shape[-2:]
     planes = _numel(input_shape[:-2])
-    return {"pool_adds": planes * _pool_window_total(h, oh) * _pool_window_total(w, ow),
-            "pool_divides": planes * oh * ow}
+    return {"pool_adds": formulas.adaptive_avg_pool2d_adds(1, planes, input_shape[-2:], output_shape[-2:]),
+            "pool_divides": formulas.adaptive_avg_pool2d_divides(1, planes, output_shape[-2:])}
 
 
 def _container_formula(module, calls: dict) -> dict | None:
-    """What a container's own forward computes: a residual add (the tutorial's and
-    torchvision's InvertedResidual), or MobileNetV2's functional pooling of `features`."""
-    kind = type(module).__name__
+    """What a container's own forward computes, from the container itself: its
+    `own_cost(input_shape, output_shape, child_shapes)` (a residual add, a global pool, a
+    concatenation), child_shapes mapping each child's name to its first call's (input,
+    output) shapes. A container without `own_cost` computes nothing itself ({}); a container
+    with counts of its own but no `own_cost` has no formula (None: reported as unchecked)."""
     record = calls.get(id(module))
     if record is None:
         return None
-    _, output_shape = record[0]
-    if kind == "InvertedResidual":
-        residual = getattr(module, "use_residual", getattr(module, "use_res_connect", False))
-        return {"residual_adds": _numel(output_shape) if residual else 0}
-    if kind == "MobileNetV2":
-        features = calls.get(id(module.features))
-        if features is None:
-            return None
-        pooled = features[0][1][:-2] + (1, 1)
-        return _pool_formula(features[0][1], pooled)
-    if kind in ("Sequential", "Conv2dNormActivation", "DepthwiseSeparableConv", "MobileNetBlock", "HybridBlock",
-                "TinyMobileNet", "MobileNetV1"):
-        return {}
-    return None
+    if not hasattr(module, "own_cost"):
+        return None
+    children = {name: calls[id(child)][0] for name, child in module.named_children() if id(child) in calls}
+    return module.own_cost(*record[0], children)
+
+
+# bytes a container's own op moves per counted operation: reads and writes (a residual add
+# reads two values and writes one; a pool reads each value once and writes each mean once;
+# a copy reads and writes)
+_BYTES_PER_OP = {"residual_adds": 3, "pool_adds": 1, "pool_divides": 1, "copies": 2, "shuffle_copies": 2}
 
 
 def _container_bytes(module, counted: dict, calls: dict, itemsize: int) -> int:
-    if counted.get("residual_adds"):
-        return 3 * counted["residual_adds"] * itemsize
-    if type(module).__name__ == "MobileNetV2" and counted.get("pool_adds"):
-        features = calls[id(module.features)][0][1]
-        return (_numel(features) + _numel(features[:-2])) * itemsize
-    return 0
+    return itemsize * sum(n * _BYTES_PER_OP.get(kind, 0) for kind, n in counted.items())
 
 
 def _leaf_bytes(module, kind: str, input_shape, output_shape, itemsize: int) -> int:
@@ -554,8 +540,20 @@ def summary(model, input_shape=None, *, dtype=np.float32, input=None, torch_mode
         total_fc, torch_total_params = _add_torch_columns(rows, torch_model, input_shape, model)
 
     total_params = int(sum(p.size for p in model.parameters()))
-    total = {
-        "params": total_params,
+    total = _totals(rows, tally, total_params, total_fc, torch_total_params)
+    rows_params = total["weight_params"] + total["bias_params"] + total["bn_params"]
+    result = Summary(name or type(model).__name__, input_shape, dtype.name, rows, total, unchecked, flop_counter,
+                     output)
+    if rows_params != total_params:  # a parameter outside every row (a module that never ran)
+        result.rows.append(LayerRow("(not run)", "parameters of modules that did not run", None, None,
+                                    weight_params=total_params - rows_params))
+    return result
+
+
+def _totals(rows, tally, params: int, flop_counter_macs, torch_params) -> dict:
+    """The whole model's figures: the rows' parameters and bytes summed, the tally's counts."""
+    return {
+        "params": params,
         "weight_params": sum(r.weight_params for r in rows),
         "bias_params": sum(r.bias_params for r in rows),
         "bn_params": sum(r.bn_params for r in rows),
@@ -565,16 +563,21 @@ def summary(model, input_shape=None, *, dtype=np.float32, input=None, torch_mode
         "bias_adds": int(tally.bias_adds),
         "other": {k: int(v) for k, v in tally.other.items() if v},
         "bytes": sum(r.bytes for r in rows),
-        "flop_counter_macs": total_fc,
-        "torch_params": torch_total_params,
+        "flop_counter_macs": flop_counter_macs,
+        "torch_params": torch_params,
     }
-    rows_params = total["weight_params"] + total["bias_params"] + total["bn_params"]
-    result = Summary(name or type(model).__name__, input_shape, dtype.name, rows, total, unchecked, flop_counter,
-                     output)
-    if rows_params != total_params:  # a parameter outside every row (a module that never ran)
-        result.rows.append(LayerRow("(not run)", "parameters of modules that did not run", None, None,
-                                    weight_params=total_params - rows_params))
-    return result
+
+
+def _flop_counter_total(rows, flops: dict) -> int:
+    """FlopCounterMode's whole-model figure / 2; a "(total)" row is added to `rows` when it
+    differs from the rows' counted MACs."""
+    total_fc = flops.get("", 0) // 2
+    counted = sum(r.macs for r in rows)
+    if total_fc != counted:
+        rows.append(LayerRow("(total)", "FlopCounterMode total", None, None, flop_counter_macs=total_fc,
+                             disagreements=[f"FlopCounterMode/2 total {total_fc:,} != counted {counted:,} "
+                                            f"({_factor(counted, total_fc)})"]))
+    return total_fc
 
 
 def _add_torch_columns(rows, torch_model, input_shape, model) -> tuple[int, int]:
@@ -600,12 +603,7 @@ def _add_torch_columns(rows, torch_model, input_shape, model) -> tuple[int, int]
         row.torch_params = int(sum(p.numel() for p in torch_module.parameters(recurse=False)))
         if row.torch_params != row.params:
             row.disagreements.append(f"PyTorch twin has {row.torch_params:,} parameters here, npconv {row.params:,}")
-    total_fc = flops.get("", 0) // 2
-    counted_total = sum(r.macs for r in rows)
-    if total_fc != counted_total:
-        rows.append(LayerRow("(total)", "FlopCounterMode total", None, None, flop_counter_macs=total_fc,
-                             disagreements=[f"FlopCounterMode/2 total {total_fc:,} != counted {counted_total:,} "
-                                            f"({_factor(counted_total, total_fc)})"]))
+    total_fc = _flop_counter_total(rows, flops)
     torch_total = int(sum(p.numel() for p in torch_model.parameters()))
     npconv_total = int(sum(p.size for p in model.parameters()))
     if torch_total != npconv_total:
@@ -684,20 +682,7 @@ def graph_summary(graph, x, *, torch_model=None, name: str | None = None) -> Sum
     total_fc = torch_total = None
     if torch_model is not None:
         total_fc, torch_total = _add_graph_torch_columns(rows, torch_model, x, graph)
-    total = {
-        "params": graph.param_count,
-        "weight_params": sum(r.weight_params for r in rows),
-        "bias_params": sum(r.bias_params for r in rows),
-        "bn_params": sum(r.bn_params for r in rows),
-        "macs": int(tally.macs),
-        "flops": 2 * int(tally.macs),
-        "padding_macs": int(tally.padding_macs),
-        "bias_adds": int(tally.bias_adds),
-        "other": {k: int(v) for k, v in tally.other.items() if v},
-        "bytes": sum(r.bytes for r in rows),
-        "flop_counter_macs": total_fc,
-        "torch_params": torch_total,
-    }
+    total = _totals(rows, tally, graph.param_count, total_fc, torch_total)
     return Summary(name or graph.name, tuple(x.shape), x.dtype.name, rows, total, [], torch_model is not None,
                    output)
 
@@ -727,12 +712,7 @@ def _add_graph_torch_columns(rows, torch_model, x, graph) -> tuple[int, int]:
         if row.torch_params != row.params:
             row.disagreements.append(f"the model has {row.torch_params:,} parameters here, the graph uses "
                                      f"{row.params:,}")
-    total_fc = flops.get("", 0) // 2
-    counted = sum(r.macs for r in rows)
-    if total_fc != counted:
-        rows.append(LayerRow("(total)", "FlopCounterMode total", None, None, flop_counter_macs=total_fc,
-                             disagreements=[f"FlopCounterMode/2 total {total_fc:,} != counted {counted:,} "
-                                            f"({_factor(counted, total_fc)})"]))
+    total_fc = _flop_counter_total(rows, flops)
     torch_total = int(sum(p.numel() for p in torch_model.parameters()))
     if torch_total != graph.param_count:
         rows.append(LayerRow("(total)", "parameters", None, None, torch_params=torch_total,

@@ -41,6 +41,8 @@ from __future__ import annotations
 import functools
 from types import SimpleNamespace
 
+from .twins_shufflenet import twin_classes as _shufflenet_classes
+
 __all__ = ["build", "classes", "seed_batchnorm"]
 
 
@@ -323,6 +325,7 @@ def classes() -> SimpleNamespace:
             return self._forward_impl(x)
 
     return SimpleNamespace(
+        **_shufflenet_classes(),
         DepthwiseSeparableConv=DepthwiseSeparableConv,
         MobileNetBlock=MobileNetBlock,
         InvertedResidual=InvertedResidual,

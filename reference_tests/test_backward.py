@@ -36,11 +36,11 @@ from conftest import DEVICES
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
+from train_helpers import fold_multiplicity
 
 import npconv
 from npconv import counting, formulas_backward
 from npconv.backward import conv2d_backward, conv_transpose2d_backward
-from npconv.kernels.pad2d import MODE_CODES, source_index
 from npconv.strategies import (ConvTranspose2dConfig, conv2d_arrays, conv2d_configs, conv_transpose2d_arrays,
                                conv_transpose2d_configs)
 from npconv.tolerance import assert_within_bound, bound_from_magnitude
@@ -79,23 +79,13 @@ def torch_conv2d_grads(cfg, gy, x, w, b, device="cpu"):
     return tuple(grads) + ((None,) if not cfg.bias else ())
 
 
-def _fold_multiplicity(size, before, after, mode) -> int:
-    """The most positions of a padded axis that copy one input position (1 for zeros)."""
-    copies = np.zeros(size, dtype=np.int64)
-    for r in range(size + before + after):
-        k = source_index(r - before, size, MODE_CODES[mode])
-        if k >= 0:
-            copies[k] += 1
-    return int(copies.max()) if size else 1
-
-
 def conv2d_reference_and_bounds(cfg, gy, x, w, dtype):
     """npconv's float64 gradients and the per-element bounds of the module docstring."""
     g = npconv.conv2d_geometry(x.shape, w.shape, (cfg.out_channels,) if cfg.bias else None, **cfg.kwargs())
     with counting.paused():
         reference = conv2d_backward(*_as64(gy, x, w), bias=cfg.bias, **cfg.kwargs())
         magnitude = conv2d_backward(*_as64(gy, x, w, absolute=True), bias=cfg.bias, **cfg.kwargs())
-    fold = _fold_multiplicity(g.height, g.pad_top, g.pad_bottom, g.padding_mode) * _fold_multiplicity(
+    fold = fold_multiplicity(g.height, g.pad_top, g.pad_bottom, g.padding_mode) * fold_multiplicity(
         g.width, g.pad_left, g.pad_right, g.padding_mode)
     n_input = g.out_per_group * g.kernel_h * g.kernel_w * fold
     n_weight = g.batch * g.out_h * g.out_w

@@ -26,7 +26,7 @@ u = 2^-53 (`bound_from_magnitude` adds both, and n * tiny for underflow).
   + eps, sqrt, divide, two multiplies, and one conversion when PyTorch computes invstd in a
   wider type: n = 6 relative to |gy weight invstd|. grad_weight = sum gy (x - mean) invstd:
   n = m + 6 on sum |gy| |x - mean| invstd (m = N*H*W); grad_bias: n = m on sum |gy|.
-* BatchNorm2d, training: `bn_train_backward_bound` below, a first-order bound derived from
+* BatchNorm2d, training: `train_helpers.bn_train_backward_bound`, a first-order bound derived from
   gx = (weight r)(gy - mean(gy) - x_hat mean(gy x_hat)); its docstring gives the derivation.
 """
 
@@ -38,12 +38,13 @@ import torch
 from conftest import DEVICES
 from hypothesis import given
 from hypothesis import strategies as st
+from train_helpers import bn_train_backward_bound
 
 import npconv
 from npconv import counting, formulas_layer_backward, ops
 from npconv.layer_backward import (adaptive_avg_pool2d_backward, batch_norm2d_backward, flatten_backward,
                                    linear_backward, relu6_backward, relu_backward, residual_add_backward)
-from npconv.tolerance import assert_within_bound, bound_from_magnitude, gamma
+from npconv.tolerance import assert_within_bound, bound_from_magnitude
 
 TORCH_DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
                 np.dtype(np.float64): torch.float64}
@@ -77,84 +78,6 @@ def _abs64(*arrays):
 
 def _per_channel(a):
     return a.reshape(1, -1, 1, 1)
-
-
-def bn_train_backward_bound(gy, x, weight, eps, dtype):
-    """Per-element bounds (on grad_input (N, C, H, W), grad_weight (C,), grad_bias (C,)) on
-    |computed in `dtype` - exact| for training-mode BatchNorm2d's backward, the forward's
-    batch statistics included. First order in the unit roundoff u of `dtype`.
-
-    Exact quantities, per channel over its m = N*H*W values (computed here in float64 from
-    the float64 inputs; their own rounding is below first order):
-        mu = mean(x), d = x - mu, v = mean(d^2), t = v + eps, r = t^(-1/2), x_hat = d r,
-        S1 = sum gy, S2 = sum gy x_hat, gx = weight r (gy - S1/m - x_hat S2/m).
-    Magnitudes: A = mean|x|, M1 = sum|gy|, M2 = sum|gy| |x_hat|.
-
-    1. Mean (a sum of m terms and a division): |mu^ - mu| <= D = gamma(m + 1) A.
-    2. Variance, two-pass from mu^ (npconv's kernel and PyTorch's CPU kernel): the deviations
-       x - mu^ = d - (mu^ - mu) have sum d^2 + m (mu^ - mu)^2 exactly (sum d = 0); each
-       square carries 2 roundings after the subtraction's, the sum m - 1, the division 1,
-       all on non-negative terms: |v^ - v| <= dv = D^2 + gamma(m + 3) (v + D^2).
-    3. t^ = v^ + eps (1 rounding, and eps itself rounded to the dtype):
-       |t^ - t| <= dt = dv + u (t + dv) + u eps.
-    4. r^ = 1 / sqrt(t^): sqrt and division, and a conversion when PyTorch computes it in a
-       wider type (3 roundings): r^ / r lies within 1 +- rho,
-       rho = sqrt(t / (t - dt)) (1 + gamma(3)) - 1 (no bound when dt >= t).
-    5. Every implementation computes gx as three terms, weight r gy, weight r S1/m and
-       weight r^3 d sum(d gy)/m (npconv: x_hat = (x - mu^) r^ inside S2 and outside;
-       PyTorch: k = sum((x - mu^) gy) r^2 / m, then (x - mu^) k, times invstd * weight),
-       each a product of rounded factors and sums; counting the roundings of the longer of
-       the two orderings (npconv's: 2 for x_hat, 1 product and m - 1 adds in S2, /m, the
-       product with x_hat (2 more inside it), 2 subtractions, 2 multiplications by the
-       scale): the three terms carry relative errors of at most
-           R0 = (1 + rho) (1 + gamma(6)) - 1              on |weight| r |gy|
-           R1 = (1 + rho) (1 + gamma(m + 6)) - 1          on |weight| r M1 / m   (S1's sum, relative
-                                                           to the magnitude M1, not |S1|)
-           R3 = (1 + rho)^3 (1 + gamma(m + 12)) - 1       on |weight| r |x_hat| M2 / m
-       and the mean's error D moves every (x - mu^) by D: x_hat by r D and S2 by r D S1, so the
-       third term by at most |weight| r * r D (M2 + |x_hat| M1) / m (first order).
-           |gx^ - gx| <= |weight| r (R0 |gy| + R1 M1/m + R3 |x_hat| M2/m + r D (M2 + |x_hat| M1)/m)
-    6. grad_weight = S2: |S2^ - S2| <= ((1 + rho)(1 + gamma(m + 4)) - 1) M2 + r D M1
-       (x_hat 2 roundings + rho, the product 1, the sum m - 1; PyTorch's sum((x - mu^) gy) r^ the
-       same count); grad_bias = S1: gamma(m) M1.
-    Underflow: (m + 12) tiny on every term.
-
-    Second-order terms (products of two of the relative errors above, D^2 aside) are
-    neglected; against float64's u = 2^-53 and the float32 tests' sizes (m <= 100) they are
-    below 10^-12 of the bound.
-    """
-    dtype = np.dtype(dtype)
-    u = float(np.finfo(dtype).eps) / 2
-    gy, x, weight = _as64(gy, x, weight)
-    N, C, H, W = x.shape
-    m = N * H * W
-    axes = (0, 2, 3)
-    mu = x.mean(axis=axes)
-    d = x - _per_channel(mu)
-    v = (d ** 2).mean(axis=axes)
-    t = v + eps
-    r = 1 / np.sqrt(t)
-    x_hat = d * _per_channel(r)
-    A = np.abs(x).mean(axis=axes)
-    M1 = np.abs(gy).sum(axis=axes)
-    M2 = (np.abs(gy) * np.abs(x_hat)).sum(axis=axes)
-    g = lambda n: float(gamma(n, dtype))  # noqa: E731
-    D = g(m + 1) * A
-    dv = D ** 2 + g(m + 3) * (v + D ** 2)
-    dt = dv + u * (t + dv) + u * eps
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(dt < t, np.sqrt(t / (t - dt)) * (1 + g(3)) - 1, np.inf)
-    R0 = (1 + rho) * (1 + g(6)) - 1
-    R1 = (1 + rho) * (1 + g(m + 6)) - 1
-    R3 = (1 + rho) ** 3 * (1 + g(m + 12)) - 1
-    wr = np.abs(weight) * r
-    P = _per_channel
-    tiny = (m + 12) * float(np.finfo(dtype).tiny)
-    gx_bound = P(wr) * (P(R0) * np.abs(gy) + P(R1 * M1 / m) + P(R3 * M2 / m) * np.abs(x_hat)
-                        + P(r * D / m) * (P(M2) + np.abs(x_hat) * P(M1))) + tiny
-    gw_bound = ((1 + rho) * (1 + g(m + 4)) - 1) * M2 + r * D * M1 + tiny
-    gb_bound = g(m) * M1 + tiny
-    return gx_bound, gw_bound, gb_bound
 
 
 def bn_eval_backward_bound(gy, x, weight, running_mean, running_var, eps, dtype):

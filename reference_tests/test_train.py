@@ -8,8 +8,9 @@ What is proved:
   float64 reference operation applied to that implementation's own inputs ("shadowing",
   below): each layer's forward output and BatchNorm running statistics, the loss
   gradient, each layer's input gradient and parameter gradients, and each SGD update;
-  and the gradient reaching each layer is the one its successor sent back (exactly, or
-  within one rounding at a residual fork). num_batches_tracked are equal.
+  and the input and the gradient reaching each layer are, bit for bit, what the model's
+  own forward and backward make of its neighbours' recorded results (data movement, and
+  one correctly rounded add at a residual fork). num_batches_tracked are equal.
 * npconv's and PyTorch's parameters and running statistics after the three steps,
   compared directly: `test_three_steps_end_to_end_differences` states what is asserted
   there and why no a-priori end-to-end bound is (the worst-case bound propagated through
@@ -21,6 +22,11 @@ What is proved:
 * Counts: per layer, grad-input MACs = grad-weight MACs = forward MACs for every Conv2d
   and Linear (the first layer has no input gradient), equal to the closed forms; every
   other backward op equals its closed form; SGD counts one update per parameter.
+* The module protocol (npconv.nn.Module.backward): only a forward inside enable_grad()
+  keeps arrays, the backward releases them; BatchNorm2d's backward uses the statistics its
+  forward kept; a module without a backward, or one run twice in a recorded forward, is
+  refused by name; ChannelShuffle's backward is the inverse permutation and Dropout's
+  (training) goes through the forward's own mask, both counted.
 * `backward_cost_table`: its FlopCounterMode columns are FlopCounterMode's own per-module
   figures; pinned for TinyMobileNet on torch 2.13: the depthwise layers' weight gradients
   are counted `groups` times too high, everything else agrees.
@@ -31,8 +37,9 @@ conditioning of everything after it. A worst-case bound propagated through the n
 (|W| * E for each convolution, the Jacobian bound of each BatchNorm) grows 11-27x per
 BatchNorm: on TinyMobileNet in float64 it reaches 0.8 after the 31st of the 32 leaf
 layers of the first forward pass and is infinite at the last BatchNorm
-(error_bounds.propagate; npconv.verify's docstring reports the same for forward passes). So the step is checked the way npconv.verify checks a
-forward pass, operation by operation: every result R = op(inputs) an implementation
+(error_bounds.propagate; npconv.verify's docstring reports the same for forward passes).
+So the step is checked the way npconv.verify checks a forward pass, operation by operation
+(train_helpers.check_step, through the model's own forward and backward): every result R = op(inputs) an implementation
 produced is compared with npconv's float64 op applied to *that implementation's own*
 inputs (exactly widened), within the op's own rounding bound, and the next operation is
 checked from the implementation's actual result, so no error is carried and every bound
@@ -43,357 +50,46 @@ operation's rounding (a backward-error statement about the training run).
 The bounds (Higham, Accuracy and Stability of Numerical Algorithms, eq. 3.5: a sum of n
 terms in any order is within gamma(n) sum|terms|; `bound_from_magnitude` adds the
 float64 reference's own gamma(n, 2^-53) and n * tiny):
-* forward of every layer and the BatchNorm running statistics: error_bounds.py
-  (`check_layer_by_layer`), derivations there;
-* Conv2d backward: grad_input n = (C_out/g) kH kW R (R the padding fold), grad_weight and
-  grad_bias n = N OH OW, magnitudes from the same kernels on |gy|, |x|, |w|
-  (test_backward.py); Linear: n = OUT, rows, rows (test_layer_backward.py);
-* BatchNorm2d (training) backward: `bn_train_backward_bound` (test_layer_backward.py,
-  derived there), the forward statistics' rounding included;
-* ReLU6 backward: a selection, so equal bit for bit; AdaptiveAvgPool2d backward: n = R + 1
-  on pool_backward(|gy|); Flatten: a reshape, exact;
-* the residual fork (gy + g_branch): one rounding, gamma(1) (|gy| + |g_branch|);
-* cross-entropy gradient: `cross_entropy_grad_bound` below;
+* forward of every layer and the BatchNorm running statistics: error_bounds.py (the
+  per-layer bounds of `check_layer_by_layer`), derivations there;
+* Conv2d backward: grad_input n = (C_out/g) kH kW R (R the padding fold,
+  `train_helpers.fold_multiplicity`), grad_weight and grad_bias n = N OH OW, magnitudes
+  from the same kernels on |gy|, |x|, |w| (as test_backward.py); Linear: n = OUT, rows,
+  rows (as test_layer_backward.py);
+* BatchNorm2d (training) backward: `train_helpers.bn_train_backward_bound` (derived there),
+  the forward statistics' rounding included;
+* ReLU and ReLU6 backward: a selection, so equal bit for bit; AdaptiveAvgPool2d backward:
+  n = R + 1 on pool_backward(|gy|); Flatten: a reshape, exact;
+* between layers (the residual fork's gy + g_branch, reshapes): exact given the recorded
+  neighbours, as said above;
+* cross-entropy gradient: `train_helpers.cross_entropy_grad_bound`;
 * SGD, p - lr g: lr rounded to the dtype, a product and a difference: n = 3 on |p| + lr |g|.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
-from error_bounds import Observed, check_layer_by_layer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_backward import _fold_multiplicity
-from test_layer_backward import bn_train_backward_bound
 from torch.utils.flop_counter import FlopCounterMode
+from train_helpers import LR, check_step, cross_entropy_grad_bound, leaves, run_both, torch_twin
 from twin_utils import one_torch_thread
 
 import npconv
-from npconv import counting, formulas_backward, formulas_layer_backward, ops, train, twins
-from npconv.backward import conv2d_backward, conv_transpose2d_backward
+from npconv import cost_backward, formulas_backward, formulas_layer_backward, ops, train, twins
 from npconv.convert import from_torch
-from npconv.layer_backward import adaptive_avg_pool2d_backward, linear_backward, relu6_backward
-from npconv.models import tutorial
-from npconv.nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, Linear, ReLU6, Sequential
-from npconv.tolerance import assert_within_bound, bound_from_magnitude, gamma
+from npconv.nn import (AdaptiveAvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, Dropout, Flatten, Linear, Module,
+                       ReLU6, Sequential)
+from npconv.nn.hooks import hooked
+from npconv.tolerance import assert_within_bound, gamma
 
 _ = one_torch_thread  # autouse fixture: torch single-threaded in this module
-TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-LR = 0.1
 
 
 def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
-
-
-def _abs64(a):
-    return None if a is None else np.abs(np.asarray(a, dtype=np.float64))
-
-
-# --------------------------------------------------------------------------------------
-# The loss gradient's bound
-# --------------------------------------------------------------------------------------
-
-
-def cross_entropy_grad_bound(z, target, dtype):
-    """(value, bound) for gz = (softmax(z) - onehot(target)) / N at exact logits z (N, K),
-    computed in `dtype`, plus the float64 reference's own error.
-
-    With U = u_dtype + 2^-53, exp and log accurate to 1 ulp (2U relative; glibc's and
-    LLVM's libm, and PyTorch's Sleef "u10" routines, guarantee < 1 ulp):
-    * s = sum_j exp(z_j - max z): each term's argument is rounded (U |z_j - max z|), its exp
-      2U, and the sum of K positive terms gamma(K - 1): relative error
-      e_s <= U max|z - max z| + 2U + g(K - 1);
-    * lse = max z + log s: |lse^ - lse| <= d = e_s + 2U |log s| + U |lse| (the log's own
-      error, then the addition);
-    * p_k = exp(z_k - lse): the argument is off by d + U |z_k - lse|, the exp by 2U:
-      |p^_k - p_k| <= p_k (d + U |z_k - lse| + 2U);
-    * then p - onehot, the scale 1/N rounded and the product: g(3) on |p - onehot| / N.
-    PyTorch's order (log_softmax, then exp(out) * sum(g) subtracted from g) rounds the same
-    quantities no more often. First order in U.
-    """
-    z = _f64(z)
-    N, K = z.shape
-    U = float(np.finfo(dtype).eps) / 2 + 2.0**-53
-    g = lambda n: float(gamma(n, dtype) + gamma(n, np.float64))  # noqa: E731
-    largest = z.max(axis=1, keepdims=True)
-    s = np.exp(z - largest).sum(axis=1, keepdims=True)
-    lse = largest + np.log(s)
-    p = np.exp(z - lse)
-    onehot = np.zeros_like(p)
-    onehot[np.arange(N), target] = 1
-    value = (p - onehot) / N
-    e_s = U * np.abs(z - largest).max(axis=1, keepdims=True) + 2 * U + g(max(K - 1, 0))
-    d = e_s + 2 * U * np.abs(np.log(s)) + U * np.abs(lse)
-    propagated = p * (d + U * np.abs(z - lse) + 2 * U) / N
-    bound = propagated + g(3) * (np.abs(value) + propagated) + 3 * float(np.finfo(dtype).tiny)
-    return value, bound
-
-
-# --------------------------------------------------------------------------------------
-# Recording one training step of each implementation
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class StepRecord:
-    """What one training step of an implementation did, as NumPy arrays in its dtype:
-    io: leaf -> (input, output) of the forward; layer_grads: leaf -> (grad_output,
-    grad_input or None); param_grads: parameter -> gradient; the state_dict before and
-    after the step (after the update); the logits."""
-
-    x: np.ndarray
-    target: np.ndarray
-    io: dict
-    layer_grads: dict
-    param_grads: dict
-    state_before: dict
-    state_after: dict
-    logits: np.ndarray
-
-
-def _leaves(module):
-    return [(name, m) for name, m in module.named_modules() if next(m.children(), None) is None]
-
-
-def torch_twin(twin, dtype):
-    """The twin in `dtype` and training mode, its ReLU6 not in place (the same arithmetic;
-    in-place activations cannot carry module backward hooks)."""
-    twin = twin.to(TORCH_DTYPES[np.dtype(dtype)]).train()
-    for m in twin.modules():
-        if isinstance(m, torch.nn.ReLU6):
-            m.inplace = False
-    return twin
-
-
-def torch_step(twin, optimizer, x, target) -> StepRecord:
-    """One step of torch.optim.SGD; `target` is class indices (cross-entropy) or, for a
-    block, the gradient dL/d(output) to backpropagate."""
-    np_ = lambda t: None if t is None else t.detach().cpu().numpy().copy()  # noqa: E731
-    state_before = {k: np_(v) for k, v in twin.state_dict().items()}
-    io, layer_grads, handles = {}, {}, []
-    for name, m in _leaves(twin):
-        handles.append(m.register_forward_hook(
-            lambda mod, args, out, name=name: io.__setitem__(name, (np_(args[0]), np_(out)))))
-        handles.append(m.register_full_backward_hook(
-            lambda mod, gin, gout, name=name: layer_grads.__setitem__(name, (np_(gout[0]), np_(gin[0])))))
-    try:
-        optimizer.zero_grad()
-        logits = twin(torch.from_numpy(x))
-        if np.issubdtype(target.dtype, np.integer):
-            torch.nn.functional.cross_entropy(logits, torch.from_numpy(target)).backward()
-        else:
-            logits.backward(torch.from_numpy(target))
-    finally:
-        for h in handles:
-            h.remove()
-    param_grads = {name: np_(p.grad) for name, p in twin.named_parameters()}
-    optimizer.step()
-    state_after = {k: np_(v) for k, v in twin.state_dict().items()}
-    return StepRecord(x, target, io, layer_grads, param_grads, state_before, state_after, np_(logits))
-
-
-def npconv_step(net, x, target) -> StepRecord:
-    state_before = dict(net.state_dict())
-    io, handles = {}, []
-    for name, m in _leaves(net):
-        handles.append(m.register_forward_hook(
-            lambda mod, args, out, name=name: io.__setitem__(name, (np.array(args[0]), np.array(out)))))
-    try:
-        if np.issubdtype(target.dtype, np.integer):
-            step = train.train_step(net, x, target, LR, keep_layer_grads=True)
-        else:
-            step = train.forward_backward(net, x, grad_output=target, keep_layer_grads=True)
-            train.sgd_step(net, step.grads, LR)
-    finally:
-        for h in handles:
-            h.remove()
-    return StepRecord(x, target, io, step.layer_grads, step.grads, state_before, dict(net.state_dict()),
-                      step.logits)
-
-
-def run_both(twin, batches, dtype):
-    """Three (or len(batches)) steps of PyTorch and of npconv from the twin's weights."""
-    net = from_torch(twin).to(dtype).train()
-    twin = torch_twin(twin, dtype)
-    optimizer = torch.optim.SGD(twin.parameters(), lr=LR)
-    as_target = lambda t: t if np.issubdtype(t.dtype, np.integer) else t.astype(dtype)  # noqa: E731
-    theirs = [torch_step(twin, optimizer, x.astype(dtype), as_target(t)) for x, t in batches]
-    ours = [npconv_step(net, x.astype(dtype), as_target(t)) for x, t in batches]
-    return theirs, ours
-
-
-# --------------------------------------------------------------------------------------
-# Checking one recorded step, operation by operation
-# --------------------------------------------------------------------------------------
-
-
-class _BackwardCheck:
-    """Walks an npconv module tree backwards the way its forward ran (independently of
-    npconv.train's walker), checking each leaf's recorded backward within its local bound
-    at the leaf's recorded inputs, and each gradient a leaf received against the one the
-    walk carries from its successor. Returns the gradient at the module's input as
-    (value, bound) or None."""
-
-    def __init__(self, model64, record: StepRecord, dtype, who):
-        self.model = model64
-        self.record = record
-        self.dtype = np.dtype(dtype)
-        self.who = who
-        self.checked: list[str] = []
-
-    def g(self, n):
-        return float(gamma(n, self.dtype) + gamma(n, np.float64))
-
-    def walk(self, module, path, carried):
-        child = lambda name: f"{path}.{name}" if path else name  # noqa: E731
-        if isinstance(module, (Sequential, tutorial.MobileNetBlock, tutorial.DepthwiseSeparableConv,
-                               tutorial.HybridBlock)):
-            for name, sub in reversed(list(module.named_children())):
-                if carried is None:
-                    break
-                carried = self.walk(sub, child(name), carried)
-            return carried
-        if isinstance(module, tutorial.InvertedResidual):
-            branch = self.walk(module.conv, child("conv"), carried)
-            if not module.use_residual or branch is None:
-                return branch
-            gy, g_branch = carried[0], branch[0]
-            return gy + g_branch, carried[1] + branch[1] + self.g(1) * (np.abs(gy) + np.abs(g_branch))
-        if isinstance(module, tutorial.TinyMobileNet):
-            carried = self.walk(module.classifier, child("classifier"), carried)
-            shape = self.record.io["features.8"][1].shape
-            carried = (carried[0].reshape(shape), carried[1].reshape(shape))
-            return self.walk(module.features, child("features"), carried)
-        return self.leaf(module, path, carried)
-
-    def _param(self, path, name):
-        return _f64(self.record.state_before[f"{path}.{name}"]) if f"{path}.{name}" in self.record.state_before \
-            else None
-
-    def leaf(self, module, path, carried):
-        where = f"{self.who} '{path}' ({type(module).__name__})"
-        gy_seen, gx_seen = self.record.layer_grads[path]
-        assert_within_bound(gy_seen, carried[0], carried[1], what=f"{where} gradient received")
-        x = _f64(self.record.io[path][0])
-        gy = _f64(gy_seen)
-        needs_input_grad = gx_seen is not None
-        grads = {}
-        with counting.paused():
-            if isinstance(module, (Conv2d, Linear)):
-                w, b = self._param(path, "weight"), self._param(path, "bias")
-                if isinstance(module, Conv2d):
-                    kwargs = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
-                                  groups=module.groups, padding_mode=module.padding_mode, bias=b is not None,
-                                  needs_input_grad=needs_input_grad)
-                    reference = conv2d_backward(gy, x, w, **kwargs)
-                    magnitude = conv2d_backward(np.abs(gy), np.abs(x), np.abs(w), **kwargs)
-                    g = npconv.conv2d_geometry(x.shape, w.shape, None, module.stride, module.padding,
-                                               module.dilation, module.groups, module.padding_mode)
-                    fold = (_fold_multiplicity(g.height, g.pad_top, g.pad_bottom, g.padding_mode)
-                            * _fold_multiplicity(g.width, g.pad_left, g.pad_right, g.padding_mode))
-                    n_in = g.out_per_group * g.kernel_h * g.kernel_w * fold
-                    n_w = g.batch * g.out_h * g.out_w
-                else:
-                    reference = linear_backward(gy, x, w, bias=b is not None, needs_input_grad=needs_input_grad)
-                    magnitude = linear_backward(np.abs(gy), np.abs(x), np.abs(w), bias=b is not None,
-                                                needs_input_grad=needs_input_grad)
-                    n_in, n_w = w.shape[0], int(np.prod(gy.shape[:-1]))
-                gx_ref = reference[0]
-                gx_bound = None if gx_ref is None else bound_from_magnitude(magnitude[0], n_in, self.dtype)
-                grads["weight"] = (reference[1], bound_from_magnitude(magnitude[1], n_w, self.dtype))
-                if b is not None:
-                    grads["bias"] = (reference[2], bound_from_magnitude(magnitude[2], n_w, self.dtype))
-            elif isinstance(module, ConvTranspose2d):
-                w, b = self._param(path, "weight"), self._param(path, "bias")
-                kwargs = dict(stride=module.stride, padding=module.padding, output_padding=module.output_padding,
-                              groups=module.groups, dilation=module.dilation, bias=b is not None,
-                              needs_input_grad=needs_input_grad)
-                reference = conv_transpose2d_backward(gy, x, w, **kwargs)
-                magnitude = conv_transpose2d_backward(np.abs(gy), np.abs(x), np.abs(w), **kwargs)
-                n_in = (module.out_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
-                n_w = x.shape[0] * x.shape[2] * x.shape[3]
-                n_b = gy.shape[0] * gy.shape[2] * gy.shape[3]
-                gx_ref = reference[0]
-                gx_bound = None if gx_ref is None else bound_from_magnitude(magnitude[0], n_in, self.dtype)
-                grads["weight"] = (reference[1], bound_from_magnitude(magnitude[1], n_w, self.dtype))
-                if b is not None:
-                    grads["bias"] = (reference[2], bound_from_magnitude(magnitude[2], n_b, self.dtype))
-            elif isinstance(module, BatchNorm2d):
-                assert module.training
-                weight = self._param(path, "weight")
-                mean_var = ops.batch_norm2d(x, None, None, training=True, eps=module.eps)
-                from npconv.layer_backward import batch_norm2d_backward
-
-                gx_ref, gw_ref, gb_ref = batch_norm2d_backward(gy, x, weight, mean=mean_var.batch_mean,
-                                                               var=mean_var.batch_var, training=True, eps=module.eps)
-                bounds = [a + b for a, b in zip(bn_train_backward_bound(gy, x, weight, module.eps, self.dtype),
-                                                bn_train_backward_bound(gy, x, weight, module.eps, np.float64))]
-                gx_bound = bounds[0]
-                grads["weight"], grads["bias"] = (gw_ref, bounds[1]), (gb_ref, bounds[2])
-            elif isinstance(module, ReLU6):
-                gx_ref, gx_bound = relu6_backward(gy, x), np.zeros_like(x)
-            elif isinstance(module, AdaptiveAvgPool2d):
-                H, W = x.shape[-2:]
-                OH, OW = gy.shape[-2:]
-                n = _covering(H, OH) * _covering(W, OW) + 1
-                gx_ref = adaptive_avg_pool2d_backward(gy, x.shape)
-                gx_bound = bound_from_magnitude(adaptive_avg_pool2d_backward(np.abs(gy), x.shape), n, self.dtype)
-            elif isinstance(module, Flatten):
-                gx_ref, gx_bound = gy.reshape(x.shape), np.zeros(x.shape)
-            else:
-                raise TypeError(f"no backward check for {type(module).__name__}")
-        for name, (value, bound) in grads.items():
-            assert_within_bound(self.record.param_grads[f"{path}.{name}"], value, bound,
-                                what=f"{where} grad of {name}")
-        self.checked.append(path)
-        if not needs_input_grad:
-            return None
-        assert_within_bound(gx_seen, gx_ref, gx_bound, what=f"{where} grad_input")
-        return _f64(gx_seen), np.zeros(gx_seen.shape)
-
-
-def _covering(size: int, out: int) -> int:
-    """The most adaptive windows of an axis that contain one position."""
-    cover = np.zeros(size, dtype=np.int64)
-    for i in range(out):
-        cover[(i * size) // out:((i + 1) * size + out - 1) // out] += 1
-    return int(cover.max())
-
-
-def check_step(skeleton, record: StepRecord, dtype, who):
-    """Every operation of one recorded training step against npconv's float64 operation on
-    the recorded inputs (module docstring). `skeleton`: an npconv model of the same tree."""
-    model64 = skeleton.double().train()
-    model64.load_state_dict(record.state_before)
-    # forward, leaf by leaf, and the BatchNorm running statistics
-    checked = check_layer_by_layer(model64, record.x.astype(np.float64), record.logits,
-                                   Observed(record.io, record.state_after), dtype, who, training=True,
-                                   state_before=record.state_before)
-    assert checked == [name for name, _ in _leaves(model64)]
-    # the loss gradient at the recorded logits (or the given gradient), then backward, leaf by leaf
-    if np.issubdtype(record.target.dtype, np.integer):
-        value, bound = cross_entropy_grad_bound(record.logits, record.target, dtype)
-    else:
-        value, bound = _f64(record.target), np.zeros(record.target.shape)
-    walk = _BackwardCheck(model64, record, dtype, who)
-    assert walk.walk(model64, "", (value, bound)) is None  # the network's input needs no gradient
-    assert sorted(walk.checked) == sorted(name for name, _ in _leaves(model64))
-    # the update: every parameter, from the recorded gradient
-    for name, p_before in record.state_before.items():
-        if name.endswith("num_batches_tracked"):
-            assert int(record.state_after[name]) == int(p_before) + 1, f"{who} {name}"
-            continue
-        if name not in record.param_grads:
-            continue
-        p, grad = _f64(p_before), _f64(record.param_grads[name])
-        assert_within_bound(record.state_after[name], p - LR * grad,
-                            bound_from_magnitude(np.abs(p) + LR * np.abs(grad), 3, dtype), what=f"{who} SGD {name}")
-    assert set(record.param_grads) == {name for name, _ in model64.named_parameters()}
 
 
 def _batches(seed, steps, shape, classes):
@@ -625,13 +321,10 @@ def test_training_step_counts_per_layer():
     net = from_torch(twin).train()
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     shapes = {}
-    handles = [m.register_forward_hook(lambda mod, args, out, name=name: shapes.__setitem__(name, args[0].shape))
-               for name, m in _leaves(net)]
-    with npconv.count() as tally:
+    with hooked(net, post=lambda name, mod, args, out: shapes.__setitem__(name, args[0].shape), leaves_only=True), \
+            npconv.count() as tally:
         step = train.train_step(net, x, np.array([3, 7]), LR)
-    for h in handles:
-        h.remove()
-    for path, module in _leaves(net):
+    for path, module in leaves(net):
         backward = step.backward_by_layer[path]
         forward_macs = tally.by_layer[path].macs - sum(c["macs"] for c in backward.values())
         if isinstance(module, Conv2d):
@@ -676,11 +369,106 @@ def test_sgd_step_rejects_unknown_parameters_and_bad_lr():
 
 
 def test_unsupported_modules_are_refused_by_name():
-    from npconv.nn import ChannelShuffle
+    class Doubled(Module):  # a forward without a backward
+        def forward(self, x):
+            return ops.add(x, x)
 
-    net = Sequential(Conv2d(3, 4, 1, rng=0), ChannelShuffle(2), AdaptiveAvgPool2d(1), Flatten(), Linear(4, 2, rng=0))
-    with pytest.raises(TypeError, match="no backward for module '1' of type ChannelShuffle"):
+    net = Sequential(Conv2d(3, 4, 1, rng=0), Doubled(), AdaptiveAvgPool2d(1), Flatten(), Linear(4, 2, rng=0))
+    with pytest.raises(TypeError, match="no backward for module '1' of type Doubled"):
         train.forward_backward(net, np.ones((2, 3, 4, 4), np.float32), np.array([0, 1]))
+
+
+def test_a_module_shared_within_one_forward_is_refused():
+    relu = ReLU6()
+    net = Sequential(Conv2d(3, 4, 1, rng=0), relu, Conv2d(4, 4, 1, rng=1), relu)
+    with pytest.raises(ValueError, match=r"layer '1' \(ReLU6\): ran more than once in one recorded forward"):
+        train.forward_backward(net, np.ones((2, 3, 4, 4), np.float32), grad_output=lambda y: np.ones_like(y))
+    net(np.ones((2, 3, 4, 4), np.float32))  # outside a recorded forward, sharing is fine
+
+
+# --------------------------------------------------------------------------------------
+# The module protocol: what a forward keeps, and the leaves without a PyTorch twin here
+# --------------------------------------------------------------------------------------
+
+
+def _kept(model):
+    return [name for name, m in model.named_modules() if m.__dict__.get("_saved") is not None]
+
+
+def test_only_a_recorded_forward_keeps_arrays_and_the_backward_releases_them():
+    net = npconv.models.TinyMobileNet(rng=0).train()
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    net(x)
+    assert _kept(net) == []  # inference keeps nothing
+    with npconv.nn.enable_grad():
+        net(x)
+    kept = _kept(net)
+    assert "features.0" in kept and "features.3.dw_conv.1" in kept and "" in kept  # TinyMobileNet keeps a shape
+    assert isinstance(net.features[1].__dict__["_saved"][1], np.ndarray)  # BatchNorm2d: input, mean, var, flag
+    assert net.features[0].needs_input_grad is False and net.features[1].needs_input_grad is True
+    net.backward(np.ones((2, 10), np.float32))
+    assert _kept(net) == []
+    with pytest.raises(ValueError, match="backward without a recorded forward"):
+        net.backward(np.ones((2, 10), np.float32))
+
+
+def test_a_batch_norm_backward_uses_the_statistics_its_forward_kept():
+    """Bit for bit the gradients of batch_norm2d_backward at the batch statistics the forward
+    normalised with (which the old trainer recomputed from the input)."""
+    layer = BatchNorm2d(3).train()
+    layer.weight = np.array([0.5, 1.5, -1.0], np.float32)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32) * 3 + 1
+    gy = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    with npconv.nn.enable_grad():
+        layer(x)
+    layer.needs_input_grad = True
+    gx = layer.backward(gy)
+    stats = ops.batch_norm2d(x, None, None, training=True, eps=layer.eps)
+    expected = npconv.layer_backward.batch_norm2d_backward(gy, x, layer.weight, mean=stats.batch_mean,
+                                                           var=stats.batch_var, training=True, eps=layer.eps)
+    np.testing.assert_array_equal(gx, expected[0])
+    np.testing.assert_array_equal(layer.grads["weight"], expected[1])
+    np.testing.assert_array_equal(layer.grads["bias"], expected[2])
+
+
+@given(data=st.data())
+def test_channel_shuffle_backward_is_the_inverse_permutation(data):
+    groups = data.draw(st.integers(1, 4), label="groups")
+    C = groups * data.draw(st.integers(1, 4), label="channels per group")
+    shape = (data.draw(st.integers(1, 2), label="N"), C, data.draw(st.integers(1, 3), label="H"), 2)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    x = rng.standard_normal(shape)
+    layer = ChannelShuffle(groups)
+    net = Sequential(Conv2d(C, C, 1, bias=False, rng=0), layer)
+    step = train.forward_backward(net, x, grad_output=lambda y: np.arange(y.size, dtype=y.dtype).reshape(y.shape),
+                                  keep_layer_grads=True)
+    gy, gx = step.layer_grads["1"]
+    # the gradient of each input channel is the gradient of the output channel it went to
+    moved = ops.channel_shuffle(np.arange(C, dtype=np.float64).reshape(1, C, 1, 1), groups).reshape(C)
+    for out_channel, in_channel in enumerate(moved.astype(int)):
+        np.testing.assert_array_equal(gx[:, in_channel], gy[:, out_channel])
+    assert step.backward_by_layer["1"]["channel_shuffle_backward"]["shuffle_grad_copies"] == x.size
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_dropout_in_training_backpropagates_through_its_own_mask(p):
+    """gx = gy / (1 - p) where the forward kept an element, 0 where it dropped it (the mask
+    the forward drew, kept by it), one counted multiply per kept element."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 40)).astype(np.float32) + 5  # no zeros: kept elements are the nonzero outputs
+    net = Sequential(Linear(40, 40, rng=0), Dropout(p, rng=1), Linear(40, 2, rng=2)).train()
+    net.load_state_dict({**net.state_dict(), "0.weight": np.eye(40, dtype=np.float32),
+                         "0.bias": np.zeros(40, np.float32)})
+    seen = {}
+    with hooked(net, post=lambda name, m, args, out: seen.__setitem__(name, out)):
+        step = train.forward_backward(net, x, grad_output=lambda y: np.ones_like(y), keep_layer_grads=True)
+    gy, gx = step.layer_grads["1"]
+    keep = seen["1"] != 0
+    scale = np.float32(0.0 if p == 1.0 else 1.0 / (1.0 - p))
+    np.testing.assert_array_equal(gx, np.where(keep, gy * scale, np.float32(0)))
+    assert step.backward_by_layer["1"]["dropout_backward"]["dropout_grad_multiplies"] == int(keep.sum())
+    assert (0 < keep.sum() < keep.size) or p in (0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -693,7 +481,7 @@ def test_backward_cost_table_for_tiny_mobilenet():
     for a training step of the twin; its counted columns npconv's per-layer counts. On
     torch 2.13: everything agrees except the depthwise layers' weight gradients, which
     FlopCounterMode counts `groups` = C times too high."""
-    rows = train.backward_cost_table("tiny_mobilenet", (2, 3, 32, 32))
+    rows = cost_backward.backward_cost_table("tiny_mobilenet", (2, 3, 32, 32))
     by_layer = {r.layer: r for r in rows}
     twin = _tiny_mobilenet().train()
     x = torch.randn(2, 3, 32, 32)
@@ -728,7 +516,7 @@ def test_backward_cost_table_for_the_blocks(kind):
     args, kwargs = BLOCKS[kind]
     shape = (2, args[0], 8, 8)
     twin = twins.build(kind, *args, seed=0, calibration_shape=shape, **kwargs)
-    rows = train.backward_cost_table(from_torch(twin), shape, torch_model=twin)
+    rows = cost_backward.backward_cost_table(from_torch(twin), shape, torch_model=twin)
     layers = rows[:-1]
     assert layers[0].grad_input is None and all(r.grad_input == r.forward for r in layers[1:])
     for r in layers:

@@ -26,6 +26,7 @@ tutorial's block, used here, has ReLU6, as TF-Slim's implementation does.
 from __future__ import annotations
 
 from .. import ops
+from ..layer_backward import flatten_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d
@@ -74,5 +75,13 @@ class MobileNetV1(Module):
     def forward(self, x):
         x = self.features(x)
         x = self.avgpool(x)
+        self.save_for_backward(x.shape)
         x = ops.flatten(x, 1)
         return self.classifier(x)
+
+    def backward(self, grad):
+        (pooled_shape,) = self.saved_for_backward()
+        grad = self.classifier.backward(grad)
+        grad = None if grad is None else flatten_backward(grad, pooled_shape)
+        grad = self.avgpool.backward(grad)
+        return self.features.backward(grad)

@@ -32,7 +32,10 @@ N(0, 0.01) with zero bias.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
+from ..layer_backward import adaptive_avg_pool2d_backward, flatten_backward, residual_add_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d
@@ -108,6 +111,17 @@ class InvertedResidual(Module):
             return ops.add(x, self.conv(x))
         return self.conv(x)
 
+    def backward(self, grad):
+        grad_branch = self.conv.backward(grad)
+        if self.use_res_connect and grad_branch is not None:
+            return residual_add_backward(grad, grad_branch)  # x feeds the shortcut and conv: the sum at the fork
+        return grad_branch
+
+    def own_cost(self, input_shape, output_shape, child_shapes) -> dict:
+        """Closed forms of this block's own forward (not its children's): one add per output
+        element when the input is added back."""
+        return {"residual_adds": int(np.prod(output_shape, dtype=np.int64)) if self.use_res_connect else 0}
+
 
 class MobileNetV2(Module):
     """MobileNetV2 with torchvision's layout and state_dict keys (module docstring).
@@ -149,6 +163,25 @@ class MobileNetV2(Module):
 
     def forward(self, x):
         x = self.features(x)
+        self.save_for_backward(x.shape)
         x = ops.adaptive_avg_pool2d(x, (1, 1))
         x = ops.flatten(x, 1)
         return self.classifier(x)
+
+    def backward(self, grad):
+        (features_shape,) = self.saved_for_backward()
+        grad = self.classifier.backward(grad)
+        if grad is not None:
+            grad = flatten_backward(grad, features_shape[:2] + (1, 1))
+            grad = adaptive_avg_pool2d_backward(grad, features_shape)
+        return self.features.backward(grad)
+
+    def own_cost(self, input_shape, output_shape, child_shapes) -> dict:
+        """Closed forms of the network's own forward: the global average pool of `features`'
+        output (N, C, H, W): every value added once, one divide per (n, c)."""
+        from ..formulas import adaptive_avg_pool2d_adds, adaptive_avg_pool2d_divides
+
+        features = child_shapes["features"][1]
+        n, c, h, w = features
+        return {"pool_adds": adaptive_avg_pool2d_adds(n, c, (h, w), (1, 1)),
+                "pool_divides": adaptive_avg_pool2d_divides(n, c, (1, 1))}

@@ -21,12 +21,16 @@ Convolution"), with its constructor arguments and attribute names, so that the
                               32->64->128(s2)->128->256(s2)->256, AdaptiveAvgPool2d(1))
         classifier Linear(256, num_classes)
 
-Every module takes a keyword `rng` (seed or numpy Generator) for its initialisation.
+Every module takes a keyword `rng` (seed or numpy Generator) for its initialisation, and
+writes its `backward` under its `forward`: the same data flow in reverse.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
+from ..layer_backward import flatten_backward, residual_add_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d, ConvTranspose2d
@@ -56,6 +60,11 @@ class DepthwiseSeparableConv(Module):
         x = self.pointwise(x)
         return x
 
+    def backward(self, grad):
+        grad = self.pointwise.backward(grad)
+        grad = self.depthwise.backward(grad)
+        return grad
+
 
 class MobileNetBlock(Module):
     """MobileNetV1's block (Howard et al. 2017, Fig. 3 right): 3x3 depthwise conv -> BN ->
@@ -80,6 +89,11 @@ class MobileNetBlock(Module):
         x = self.dw_conv(x)
         x = self.pw_conv(x)
         return x
+
+    def backward(self, grad):
+        grad = self.pw_conv.backward(grad)
+        grad = self.dw_conv.backward(grad)
+        return grad
 
 
 class InvertedResidual(Module):
@@ -116,6 +130,17 @@ class InvertedResidual(Module):
             return ops.add(x, self.conv(x))
         return self.conv(x)
 
+    def backward(self, grad):
+        grad_branch = self.conv.backward(grad)
+        if self.use_residual and grad_branch is not None:
+            return residual_add_backward(grad, grad_branch)  # x feeds the shortcut and conv: the sum at the fork
+        return grad_branch
+
+    def own_cost(self, input_shape, output_shape, child_shapes) -> dict:
+        """Closed forms of this block's own forward (not its children's): one add per output
+        element when the input is added back."""
+        return {"residual_adds": int(np.prod(output_shape, dtype=np.int64)) if self.use_residual else 0}
+
 
 class HybridBlock(Module):
     """The tutorial's mixed block: a standard 3x3 stride-2 convolution to downsample, a
@@ -133,6 +158,11 @@ class HybridBlock(Module):
         x = self.downsample(x)
         x = self.mid(x)
         return self.upsample(x)
+
+    def backward(self, grad):
+        grad = self.upsample.backward(grad)
+        grad = self.mid.backward(grad)
+        return self.downsample.backward(grad)
 
 
 class TinyMobileNet(Module):
@@ -159,5 +189,12 @@ class TinyMobileNet(Module):
 
     def forward(self, x):
         x = self.features(x)
+        self.save_for_backward(x.shape)
         x = ops.flatten(x, 1)  # the tutorial's x.view(x.size(0), -1)
         return self.classifier(x)
+
+    def backward(self, grad):
+        (features_shape,) = self.saved_for_backward()
+        grad = self.classifier.backward(grad)
+        grad = None if grad is None else flatten_backward(grad, features_shape)
+        return self.features.backward(grad)

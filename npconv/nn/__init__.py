@@ -7,8 +7,9 @@
 
 Every layer computes in its input's dtype through the counted reference kernels
 (`npconv.functional`, `npconv.transpose`, `npconv.ops`); see `Module` for parameters,
-state dicts, train/eval and counting by layer, and `npconv.nn.init` for the seeded
-initialisation.
+state dicts, train/eval, counting by layer and each layer's `backward` (written under its
+`forward`; a forward inside `enable_grad()` keeps what the backward needs), and
+`npconv.nn.init` for the seeded initialisation.
 """
 
 from . import init
@@ -17,7 +18,7 @@ from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
 from .init import manual_seed
 from .linear import Flatten, Identity, Linear
-from .module import IncompatibleKeys, Module, Sequential
+from .module import IncompatibleKeys, Module, Sequential, enable_grad, is_grad_enabled
 from .normalization import BatchNorm2d
 from .pooling import AdaptiveAvgPool2d
 from .shuffle import ChannelShuffle
@@ -37,6 +38,8 @@ __all__ = [
     "ReLU",
     "ReLU6",
     "Sequential",
+    "enable_grad",
     "init",
+    "is_grad_enabled",
     "manual_seed",
 ]

@@ -1,8 +1,10 @@
-"""Activation layers: `ReLU` and `ReLU6`."""
+"""Activation layers: `ReLU` and `ReLU6`, each with its backward (a selection of gy by the
+forward's input; npconv.layer_backward)."""
 
 from __future__ import annotations
 
 from .. import ops
+from ..layer_backward import relu6_backward, relu_backward
 from .module import Module
 
 
@@ -15,7 +17,12 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, input):
+        self.save_for_backward(input)
         return ops.relu(input)
+
+    def backward(self, grad_output):
+        (input,) = self.saved_for_backward()
+        return relu_backward(grad_output, input) if self.needs_input_grad else None
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -30,7 +37,12 @@ class ReLU6(Module):
         self.inplace = inplace
 
     def forward(self, input):
+        self.save_for_backward(input)
         return ops.relu6(input)
+
+    def backward(self, grad_output):
+        (input,) = self.saved_for_backward()
+        return relu6_backward(grad_output, input) if self.needs_input_grad else None
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""

@@ -1,7 +1,9 @@
 """Convolution layers: `Conv2d` and `ConvTranspose2d`, with PyTorch's arguments.
 
 Both compute in the input's dtype: parameters are converted to it at every call (exact
-when widening float32 parameters for a float64 input). Counting: Conv2d records under op
+when widening float32 parameters for a float64 input). `backward(grad_output)` (under
+`forward`; see `Module`) returns dL/d(input) and puts dL/dweight, dL/dbias in `self.grads`,
+from the input the forward kept (npconv.backward's conv2d_backward / conv_transpose2d_backward). Counting: Conv2d records under op
 "conv2d" (depthwise and pointwise convolutions are the same kernel with other shapes),
 ConvTranspose2d under "conv_transpose2d" (scatter `macs`, `inside_macs`, `bias_adds`).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backward import conv2d_backward, conv_transpose2d_backward
 from ..functional import conv2d
 from ..geometry import PADDING_MODES, check_array, int_pair
 from ..transpose import conv_transpose2d
@@ -89,10 +92,20 @@ class Conv2d(Module):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         input = check_array(input, "input")
+        self.save_for_backward(input)
         return conv2d(
             input, _cast(self.weight, input.dtype), _cast(self.bias, input.dtype),
             self.stride, self.padding, self.dilation, self.groups, self.padding_mode,
         )
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray | None:
+        (input,) = self.saved_for_backward()
+        grad_input, grad_weight, grad_bias = conv2d_backward(
+            grad_output, input, _cast(self.weight, input.dtype), stride=self.stride, padding=self.padding,
+            dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode, bias=self.bias is not None,
+            needs_input_grad=self.needs_input_grad)
+        self.set_grads(weight=grad_weight, bias=grad_bias)
+        return grad_input
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -186,10 +199,20 @@ class ConvTranspose2d(Module):
     def forward(self, input: np.ndarray, output_size=None) -> np.ndarray:
         input = check_array(input, "input", "conv_transpose2d")
         output_padding = self._output_padding(input, output_size)
+        self.save_for_backward(input, output_padding)
         return conv_transpose2d(
             input, _cast(self.weight, input.dtype), _cast(self.bias, input.dtype),
             self.stride, self.padding, output_padding, self.groups, self.dilation,
         )
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray | None:
+        input, output_padding = self.saved_for_backward()
+        grad_input, grad_weight, grad_bias = conv_transpose2d_backward(
+            grad_output, input, _cast(self.weight, input.dtype), stride=self.stride, padding=self.padding,
+            output_padding=output_padding, groups=self.groups, dilation=self.dilation, bias=self.bias is not None,
+            needs_input_grad=self.needs_input_grad)
+        self.set_grads(weight=grad_weight, bias=grad_bias)
+        return grad_input
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .. import ops
+from ..layer_backward import dropout_backward
 from . import init
-from .module import Module
+from .module import Module, is_grad_enabled
 
 
 class Dropout(Module):
@@ -17,6 +20,9 @@ class Dropout(Module):
     1 / (1 - p), with a keep mask drawn from this layer's own NumPy generator (seeded from
     `rng` at construction), so runs are reproducible but the mask is not PyTorch's.
     `inplace` is accepted and ignored.
+
+    Backward: the identity in evaluation; in training gy / (1 - p) where the forward kept an
+    element and 0 where it dropped one, from the keep-mask a recorded forward keeps.
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False, *, rng=None) -> None:
@@ -28,7 +34,18 @@ class Dropout(Module):
         self.generator = np.random.default_rng(init.generator(rng).integers(2**63))
 
     def forward(self, input):
-        return ops.dropout(input, self.p, self.training, self.generator)
+        replay = copy.deepcopy(self.generator) if self.training and is_grad_enabled() else None
+        output = ops.dropout(input, self.p, self.training, self.generator)
+        # the mask ops.dropout drew: element k kept where the generator's k-th uniform draw is >= p
+        keep = None if replay is None else replay.random(np.size(input)).reshape(np.shape(input)) >= self.p
+        self.save_for_backward(keep)
+        return output
+
+    def backward(self, grad_output):
+        (keep,) = self.saved_for_backward()
+        if not self.needs_input_grad:
+            return None
+        return grad_output if keep is None else dropout_backward(grad_output, keep, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

@@ -1,4 +1,4 @@
-"""`Linear`, `Identity` and `Flatten`."""
+"""`Linear`, `Identity` and `Flatten`, each with its backward under its forward."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import ops
 from ..geometry import check_array
+from ..layer_backward import flatten_backward, linear_backward
 from . import init
 from .module import Module
 
@@ -34,7 +35,16 @@ class Linear(Module):
         input = check_array(input, "input", "linear")
         dtype = input.dtype
         bias = None if self.bias is None else self.bias.astype(dtype, copy=False)
+        self.save_for_backward(input)
         return ops.linear(input, self.weight.astype(dtype, copy=False), bias)
+
+    def backward(self, grad_output):
+        (input,) = self.saved_for_backward()
+        grad_input, grad_weight, grad_bias = linear_backward(
+            grad_output, input, self.weight.astype(input.dtype, copy=False), bias=self.bias is not None,
+            needs_input_grad=self.needs_input_grad)
+        self.set_grads(weight=grad_weight, bias=grad_bias)
+        return grad_input
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -49,6 +59,9 @@ class Identity(Module):
     def forward(self, input):
         return input
 
+    def backward(self, grad_output):
+        return grad_output if self.needs_input_grad else None
+
 
 class Flatten(Module):
     """`torch.nn.Flatten(start_dim=1, end_dim=-1)`: merge dimensions start_dim..end_dim."""
@@ -59,7 +72,13 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, input):
-        return ops.flatten(input, self.start_dim, self.end_dim)
+        output = ops.flatten(input, self.start_dim, self.end_dim)
+        self.save_for_backward(np.shape(input))
+        return output
+
+    def backward(self, grad_output):
+        (input_shape,) = self.saved_for_backward()
+        return flatten_backward(grad_output, input_shape) if self.needs_input_grad else None
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

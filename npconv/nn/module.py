@@ -23,11 +23,40 @@ test capture every layer's input and output, to compare with PyTorch layer by la
 Errors: a ValueError, TypeError or IndexError raised inside a child module gets the
 qualified name and type of the innermost module it came from prepended to its message,
 e.g. "layer 'features.1' (BatchNorm2d): expected 4D input (got 3D input)".
+
+Backward. A module defines `backward(grad_output)` right under its `forward`, the forward's
+data flow in reverse, as llm.c writes gpt2_backward under gpt2_forward: it takes dL/d(its
+output) and returns dL/d(its input), or None where its input needs no gradient. A leaf
+layer computes its gradients from what its forward kept (`save_for_backward`) and puts its
+parameters' gradients in `self.grads` ({"weight": ..., "bias": ...}, each in its
+parameter's dtype); a container calls its children's `backward` in the reverse of the
+order its forward called them, with its own ops' gradients (a residual fork's sum, a
+flatten's reshape) between them. Module wraps every subclass's `backward` (when the class
+is created) so that calling it works like calling the module: its counts land in
+`tally.by_layer` under the module's qualified name, the name its forward counts under, and
+errors are named the same way. A None gradient is passed on as None without running the
+backward (nothing flows there; see "which inputs need a gradient").
+
+What a forward keeps. Only inside `enable_grad()` (npconv.train.forward_backward opens
+one): there each leaf keeps what its backward needs (its input, or just its shape;
+BatchNorm2d its batch mean and variance; Dropout its keep-mask), and the backward releases
+it. Outside it, inference, a forward keeps nothing.
+
+Which inputs need a gradient (PyTorch's requires_grad, per module): inside `enable_grad()`,
+a module's output needs one when its input did or a parameter was used computing it; the
+model's own input needs none. An input made by a container's own code between modules (a
+flatten, a slice, a sum) is taken to need one when any parameter was used earlier in the
+forward (safe: data can depend only on what ran before). `module.needs_input_grad` holds
+the answer for the module's last recorded call: the first convolution of a network skips
+its input gradient, as PyTorch does. A module that runs twice in one recorded forward
+(a shared module) is refused: it keeps the input of one call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import functools
 import itertools
 from collections import OrderedDict
 from typing import Iterator, NamedTuple
@@ -38,6 +67,9 @@ from .. import counting
 
 _hook_ids = itertools.count()
 _running: contextvars.ContextVar[tuple["Module", ...]] = contextvars.ContextVar("npconv_running_modules", default=())
+_tape: contextvars.ContextVar["_Tape | None"] = contextvars.ContextVar("npconv_tape", default=None)
+_backward_log: contextvars.ContextVar["BackwardLog | None"] = contextvars.ContextVar("npconv_backward_log",
+                                                                                     default=None)
 
 
 def to_numpy(value) -> np.ndarray:
@@ -69,6 +101,112 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+# ----------------------------------------------------------------------------- recording for backward
+
+
+class _Tape:
+    """The bookkeeping of one forward inside `enable_grad()`: which arrays a module produced
+    and whether they depend on a parameter, which modules ran, how many parameterised
+    modules have run."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[int, tuple[np.ndarray, bool]] = {}  # id -> (the array, kept alive; depends on a parameter)
+        self.ran: set[int] = set()
+        self.parameter_uses = 0
+
+    def enter(self, module: "Module", args) -> int:
+        if id(module) in self.ran:
+            raise ValueError("ran more than once in one recorded forward; a layer keeps the input of one call for "
+                             "its backward, so shared modules are not supported")
+        if not self.ran and args and isinstance(args[0], np.ndarray):  # the model's own input needs no gradient
+            self.outputs[id(args[0])] = (args[0], False)
+        self.ran.add(id(module))
+        known = self.outputs.get(id(args[0])) if args else None
+        needs = self.parameter_uses > 0 if known is None else known[1]
+        object.__setattr__(module, "needs_input_grad", needs)
+        object.__setattr__(module, "grads", {})
+        object.__setattr__(module, "_saved", None)
+        return self.parameter_uses
+
+    def leave(self, module: "Module", output, uses_before: int) -> None:
+        if any(p is not None for p in module._parameters.values()):
+            self.parameter_uses += 1
+        if isinstance(output, np.ndarray):
+            self.outputs[id(output)] = (output, module.needs_input_grad or self.parameter_uses > uses_before)
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Forward passes inside the block keep what their backward needs (module docstring);
+    each block is one recorded forward."""
+    token = _tape.set(_Tape())
+    try:
+        yield
+    finally:
+        _tape.reset(token)
+
+
+def is_grad_enabled() -> bool:
+    """True inside `enable_grad()`: a forward run now keeps what its backward needs."""
+    return _tape.get() is not None
+
+
+class BackwardLog:
+    """What `log_backward()` collected: counts[layer] = {op: Counts.as_dict()} of each leaf's
+    backward; layer_grads[layer] = (dL/d its output, dL/d its input or None) when asked for."""
+
+    def __init__(self, keep_layer_grads: bool) -> None:
+        self.counts: dict[str, dict] = {}
+        self.layer_grads: dict[str, tuple] | None = {} if keep_layer_grads else None
+
+
+@contextlib.contextmanager
+def log_backward(keep_layer_grads: bool = False):
+    """Collect each leaf layer's backward counts (and gradients) while the block runs."""
+    log = BackwardLog(keep_layer_grads)
+    token = _backward_log.set(log)
+    try:
+        yield log
+    finally:
+        _backward_log.reset(token)
+
+
+def _scoped_backward(backward):
+    """`backward` run as `__call__` runs `forward`: inside counting.scope(the module's name),
+    errors named, None passed on, and each leaf's counts (and gradients) logged."""
+
+    @functools.wraps(backward)
+    def run(self, grad_output):
+        running = _running.get()
+        if running and running[-1] is self:  # super().backward(...) inside a subclass's backward
+            return backward(self, grad_output)
+        if grad_output is None:
+            return None
+        name = running[-1]._name_of(self) if running else ""
+        token = _running.set(running + (self,))
+        try:
+            with counting.scope(name):
+                log = _backward_log.get()
+                try:
+                    if log is None or next(self.children(), None) is not None:
+                        return backward(self, grad_output)
+                    with counting.count() as tally:
+                        grad_input = backward(self, grad_output)
+                    layer = counting.current_layer() or ""
+                    log.counts[layer] = {op: c.as_dict() for op, c in tally.by_op.items()}
+                    if log.layer_grads is not None:
+                        log.layer_grads[layer] = (grad_output, grad_input)
+                    return grad_input
+                except (ValueError, TypeError, IndexError) as error:
+                    self._name_error(error)
+                    raise
+        finally:
+            _running.reset(token)
+
+    run._npconv_scoped = True
+    return run
+
+
 class Module:
     """Base class of npconv's layers and models (see the module docstring).
 
@@ -84,6 +222,15 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "grads", {})
+        object.__setattr__(self, "needs_input_grad", True)
+        object.__setattr__(self, "_saved", None)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        backward = cls.__dict__.get("backward")
+        if backward is not None and not getattr(backward, "_npconv_scoped", False):
+            cls.backward = _scoped_backward(backward)
 
     # ----------------------------------------------------------------- registration
 
@@ -174,12 +321,16 @@ class Module:
         running = _running.get()
         name = running[-1]._name_of(self) if running else ""
         token = _running.set(running + (self,))
+        tape = _tape.get()
         try:
             with counting.scope(name):
                 try:
                     for hook in list(self._forward_pre_hooks.values()):
                         hook(self, args)
+                    uses_before = tape.enter(self, args) if tape is not None else 0
                     output = self.forward(*args, **kwargs)
+                    if tape is not None:
+                        tape.leave(self, output, uses_before)
                 except (ValueError, TypeError, IndexError) as error:
                     self._name_error(error)
                     raise
@@ -188,6 +339,36 @@ class Module:
                 return output
         finally:
             _running.reset(token)
+
+    def backward(self, grad_output):
+        """dL/d(input) from dL/d(output) = grad_output, or None where the input needs no
+        gradient; parameter gradients go to `self.grads` (module docstring). Subclasses
+        define it under their forward; a module without one is refused by name."""
+        error = TypeError(f"no backward for module '{counting.current_layer() or type(self).__name__}' of type "
+                          f"{type(self).__name__}: its class defines no backward")
+        error._npconv_layer_named = True  # the message names the layer already
+        raise error
+
+    def save_for_backward(self, *values) -> None:
+        """Keep `values` for this module's backward, inside `enable_grad()` only (outside it,
+        in inference, nothing is kept)."""
+        if _tape.get() is not None:
+            object.__setattr__(self, "_saved", values)
+
+    def saved_for_backward(self) -> tuple:
+        """What the forward kept, released (a backward runs once per recorded forward)."""
+        saved = self.__dict__.get("_saved")
+        if saved is None:
+            raise ValueError("backward without a recorded forward: run the forward inside npconv.nn.enable_grad() "
+                             "(npconv.train.forward_backward does), then backward once")
+        object.__setattr__(self, "_saved", None)
+        return saved
+
+    def set_grads(self, **grads) -> None:
+        """self.grads = the given parameter gradients (None ones left out), each in its
+        parameter's dtype."""
+        object.__setattr__(self, "grads", {name: g.astype(getattr(self, name).dtype, copy=False)
+                                           for name, g in grads.items() if g is not None})
 
     def _name_of(self, child: "Module") -> str:
         """The attribute path of `child` below self ("3" or "conv.0"), or "<Type>" if it is
@@ -383,6 +564,9 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
+Module.backward = _scoped_backward(Module.backward)
+
+
 class Sequential(Module):
     """Modules applied in order; children are named "0", "1", ... (or by an OrderedDict's
     keys), as in `torch.nn.Sequential`."""
@@ -420,3 +604,8 @@ class Sequential(Module):
         for module in self._modules.values():
             input = module(input)
         return input
+
+    def backward(self, grad_output):
+        for module in reversed(self._modules.values()):
+            grad_output = module.backward(grad_output)
+        return grad_output

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import ops
 from ..geometry import check_array
+from ..layer_backward import batch_norm2d_backward
 from .module import Module
 
 
@@ -28,6 +29,11 @@ class BatchNorm2d(Module):
     A training batch with one value per channel is an error, as in PyTorch (the unbiased
     variance would divide by zero). Unlike PyTorch, num_batches_tracked is incremented only
     once the forward pass has succeeded.
+
+    Backward (npconv.layer_backward.batch_norm2d_backward): a recorded forward keeps its
+    input and the statistics it normalised with -- the batch's mean and biased variance in
+    training (PyTorch's save_mean, save_invstd), the running ones in evaluation -- so the
+    backward uses exactly those values and recomputes nothing.
     """
 
     def __init__(
@@ -70,8 +76,9 @@ class BatchNorm2d(Module):
         tracking = self.training and self.track_running_stats
         use_batch_stats = self.training or self.running_mean is None
         if not use_batch_stats:
-            return ops.batch_norm2d(input, cast(self.running_mean), cast(self.running_var), weight, bias,
-                                    training=False, eps=self.eps)
+            mean, var = cast(self.running_mean), cast(self.running_var)
+            self.save_for_backward(input, mean, var, False)
+            return ops.batch_norm2d(input, mean, var, weight, bias, training=False, eps=self.eps)
         if tracking:
             batches = int(self.num_batches_tracked) + 1
             factor = 1.0 / batches if self.momentum is None else float(self.momentum)
@@ -80,8 +87,19 @@ class BatchNorm2d(Module):
             self.running_mean = result.running_mean.astype(self.running_mean.dtype)
             self.running_var = result.running_var.astype(self.running_var.dtype)
             self.num_batches_tracked = np.array(batches, dtype=np.int64)
-            return result.output
-        return ops.batch_norm2d(input, None, None, weight, bias, training=True, eps=self.eps).output
+        else:
+            result = ops.batch_norm2d(input, None, None, weight, bias, training=True, eps=self.eps)
+        self.save_for_backward(input, result.batch_mean, result.batch_var, True)
+        return result.output
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray | None:
+        input, mean, var, batch_statistics = self.saved_for_backward()
+        weight = None if self.weight is None else self.weight.astype(input.dtype, copy=False)
+        grad_input, grad_weight, grad_bias = batch_norm2d_backward(
+            grad_output, input, weight, mean=mean, var=var, training=batch_statistics, eps=self.eps,
+            needs_input_grad=self.needs_input_grad)
+        self.set_grads(weight=grad_weight, bias=grad_bias)
+        return grad_input
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
+from ..layer_backward import adaptive_avg_pool2d_backward
 from .module import Module
 
 
@@ -20,7 +23,13 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, input):
-        return ops.adaptive_avg_pool2d(input, self.output_size)
+        output = ops.adaptive_avg_pool2d(input, self.output_size)
+        self.save_for_backward(np.shape(input))
+        return output
+
+    def backward(self, grad_output):
+        (input_shape,) = self.saved_for_backward()
+        return adaptive_avg_pool2d_backward(grad_output, input_shape) if self.needs_input_grad else None
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

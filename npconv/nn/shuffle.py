@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..layer_backward import channel_shuffle_backward
 from .module import Module
 
 
 class ChannelShuffle(Module):
     """ShuffleNet's channel shuffle (Zhang et al. 2018), `torch.nn.ChannelShuffle(groups)`:
-    for an (N, C, *) input, output channel j*groups + i is input channel i*(C/groups) + j."""
+    for an (N, C, *) input, output channel j*groups + i is input channel i*(C/groups) + j.
+    Its backward is the inverse permutation."""
 
     def __init__(self, groups: int) -> None:
         super().__init__()
@@ -20,6 +22,9 @@ class ChannelShuffle(Module):
 
     def forward(self, input):
         return ops.channel_shuffle(input, self.groups)
+
+    def backward(self, grad_output):  # needs nothing from the forward: a fixed permutation
+        return channel_shuffle_backward(grad_output, self.groups) if self.needs_input_grad else None
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
