@@ -4,7 +4,7 @@ layer beside FlopCounterMode's.
     python docs/backward_model_table.py            # print the tables
     python docs/backward_model_table.py --write    # replace them in docs/backward.md
 
-The rows come from `npconv.train.backward_cost_table` (npconv's counted forward, grad-input
+The rows come from `npconv.cost_backward.backward_cost_table` (npconv's counted forward, grad-input
 and grad-weight MACs per layer; FlopCounterMode's FLOPs / 2 for the PyTorch twin, split into
 its gradients and checked to add up to its per-module figure). A second table lists the
 rest of the step's counted work, which FlopCounterMode does not count at all.
@@ -19,7 +19,7 @@ import torch
 
 import generated_section
 import npconv
-from npconv import models, train
+from npconv import cost_backward, models, train
 
 DOC = Path(__file__).with_name("backward.md")
 START, END = "<!-- backward-training-table:start -->", "<!-- backward-training-table:end -->"
@@ -73,7 +73,7 @@ def other_work_table() -> list[str]:
 
 
 def table() -> str:
-    rows = train.backward_cost_table("tiny_mobilenet", INPUT)
+    rows = cost_backward.backward_cost_table("tiny_mobilenet", INPUT)
     total = rows[-1]
     lines = [
         f"TinyMobileNet (10 classes), input {'x'.join(map(str, INPUT))}, float32, one training step "

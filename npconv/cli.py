@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import tables
+from .tables import Col, Grid, escape, fmt_range, fmt_time, ratio_cell, timing_note
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
@@ -225,14 +228,12 @@ DEFAULT_INPUT = (1, 3, 224, 224)
 
 
 def _console(stderr: bool = False):
+    """The output console: COLUMNS wide when set, else the terminal's width, else (a pipe or
+    a file) unlimited (npconv.tables.make_console). Tables lay themselves out for that width."""
     try:
-        from rich.console import Console
+        return tables.make_console(stderr)
     except ImportError as error:
         raise UsageError("tables need the rich package: pip install 'npconv[cli]' (or use --json)") from error
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:  # a pipe or a file: do not wrap tables at 80 columns
-        console = Console(stderr=stderr, highlight=False, width=max(console.width, 200))
-    return console
 
 
 class _Steps:
@@ -280,59 +281,18 @@ def _seeded_input(shape: tuple, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
-def _ratio_cell(check) -> str:
-    """A LayerCheck's error / bound; "exact" when PyTorch and npconv agree bit for bit."""
-    ratio = check if isinstance(check, float) else check.ratio
-    if ratio != ratio or ratio == float("inf"):
-        return "[bold red]✗ ∞[/]"
-    if not isinstance(check, float) and check.max_error == 0:
-        return "[green]exact[/]"
-    if ratio <= 1:  # rounded down, so that 0.99996 does not print as a borderline 1.00
-        return f"[green]{math.floor(ratio * 100) / 100:.2f}[/]"
-    return f"[bold red]{math.ceil(ratio * 100) / 100:.2f}[/]"
-
-
-def _fmt_time(seconds) -> str:
-    if seconds is None:
-        return "—"
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+def _forward_times(times: dict, labels: dict) -> list:
+    """(label, median, fastest, slowest) of each timed forward pass in `times` (a verify
+    report's times), for timing_note; [] when not timed."""
+    out = []
+    for key, label in labels.items():
+        if times.get(key) is not None:
+            low, high = times[f"{key}_spread"]
+            out.append((label, times[key], low, high))
+    return out
 
 
 # ----------------------------------------------------------------------------- verify
-
-
-def _verify_table(report, title: str):
-    """One row per module: counts against formula and FlopCounterMode/2, and the worst node
-    check of that module in float32 and float64 (error / bound; "exact" when bit for bit)."""
-    from rich.table import Table
-
-    checks32, checks64 = report.module_checks(report.checks32), report.module_checks(report.checks64)
-    table = Table(title=title, header_style="bold", pad_edge=False)
-    for column, justify in (("layer", "left"), ("type", "left"), ("output", "left"), ("params", "right"),
-                            ("MACs", "right"), ("formula", "right"), ("FCM/2", "right"),
-                            ("f32 err/bound", "right"), ("f64 err/bound", "right")):
-        table.add_column(column, justify=justify, no_wrap=column != "layer", overflow="fold")
-    for row in report.summary.rows:
-        params = f"{row.params:,}" if row.params else ""
-        if row.torch_params is not None and row.params and row.torch_params == row.params:
-            params += " [green]=[/]"
-        formula = "[dim]—[/]" if row.formula is None else (
-            f"[bold red]{row.formula.get('macs', 0):,}[/]" if row.mismatches else ("[green]=[/]" if row.macs else ""))
-        fc = row.flop_counter_macs
-        fc_cell = "" if fc is None else ("[green]=[/]" if fc == row.macs and row.macs else
-                                         ("" if fc == row.macs else f"[bold red]{fc:,}[/]"))
-        c32, c64 = checks32.get(row.name), checks64.get(row.name)
-        name = row.name or "(model)"
-        if row.mismatches or row.disagreements or (c32 and not c32.ok) or (c64 and not c64.ok):
-            name = f"[bold red]{name}[/]"
-        table.add_row(name, row.type, "×".join(map(str, row.output_shape or ())), params,
-                      f"{row.macs:,}" if row.macs else "", formula, fc_cell,
-                      _ratio_cell(c32) if c32 else "", _ratio_cell(c64) if c64 else "")
-    t = report.summary.total
-    table.add_section()
-    table.add_row("[bold]total[/]", "", "", f"[bold]{t['params']:,}[/]", f"[bold]{t['macs']:,}[/]", "",
-                  "" if t.get("flop_counter_macs") is None else f"{t['flop_counter_macs']:,}", "", "")
-    return table
 
 
 def _verdict(report) -> str:
@@ -340,14 +300,14 @@ def _verdict(report) -> str:
     w32, w64 = report.worst(report.checks32), report.worst(report.checks64)
     steps = len(report.checks32)
     if report.ok:
-        return (f"[bold green]✓ verified[/] {report.name}: all {steps} nodes agree with PyTorch within their "
+        return (f"[bold green]✓ verified[/] {escape(report.name)}: all {steps} nodes agree with PyTorch within their "
                 f"rounding bounds (worst {math.floor(w32.ratio * 100) / 100:.2f} of the bound in float32, "
                 f"{math.floor(w64.ratio * 100) / 100:.2f} in float64; {sum(c.exact for c in report.checks32)} "
                 f"exact ops bit for bit); "
                 f"{t['macs']:,} MACs counted = formula = FlopCounterMode/2; {t['params']:,} parameters = "
                 f"sum(numel)")
-    return (f"[bold red]✗ NOT verified[/] {report.name}: {len(report.failures)} problem(s); first: "
-            f"{report.failures[0]}")
+    return (f"[bold red]✗ NOT verified[/] {escape(report.name)}: {len(report.failures)} problem(s); first: "
+            f"{escape(report.failures[0])}")
 
 
 def cmd_verify(args) -> int:
@@ -380,33 +340,27 @@ def cmd_verify(args) -> int:
         print(json.dumps(result))
         return EXIT_OK if report.ok else EXIT_FAILED
     console = _console()
-    console.print(_verify_table(report, f"npconv verify {label}, input {'×'.join(map(str, shape))} float32, "
-                                        f"seed {args.seed}"))
+    console.print(tables.verify_grid(report, f"npconv verify {label}, input {'×'.join(map(str, shape))} float32, "
+                                             f"seed {args.seed}"))
     e32, e64 = report.end_to_end["float32"], report.end_to_end["float64"]
     console.print(
         f"End to end (reported, not judged), max |y| = {e32['max_abs_y']:.4g}: PyTorch float32 vs npconv float64 "
         f"{e32['max_abs_error_torch_vs_npconv64']:.3g}, npconv float32 vs float64 "
         f"{e32['max_abs_error_npconv_vs_npconv64']:.3g}, PyTorch vs npconv in float32 "
         f"{e32['max_abs_error_torch32_vs_npconv32']:.3g}, in float64 {e64['max_abs_error_torch_vs_npconv64']:.3g}. "
-        "A worst-case bound carried through a deep network is vacuous; the node checks above are the test.",
-        soft_wrap=True)
+        "A worst-case bound carried through a deep network is vacuous; the node checks above are the test.")
     times = report.times
-    console.print(f"Time: export {_fmt_time(times.get('export'))}, PyTorch's nodes {_fmt_time(times['torch_nodes'])}, "
-                  f"npconv's checks {_fmt_time(times['checks'])}, counting {_fmt_time(times['count'])}.",
-                  soft_wrap=True)
-    if times["torch"] is not None:
-        console.print(f"One forward pass (median of 5, interleaved; min–max in brackets): PyTorch "
-                      f"{_fmt_spread(times, 'torch')} ({times['torch_threads']} threads), npconv reference "
-                      f"{_fmt_spread(times, 'reference')}, fast {_fmt_spread(times, 'fast')}.", soft_wrap=True)
+    contenders = _forward_times(times, {"torch": "PyTorch", "reference": "npconv reference",
+                                        "fast": "npconv fast"})
+    if contenders:
+        console.print(escape("One forward pass, median of 5 interleaved runs [fastest–slowest]: " + ", ".join(
+            f"{label} {fmt_time(median)} [{fmt_range(low, high)}]"
+            + (f" ({times['torch_threads']} threads)" if label == "PyTorch" else "")
+            for label, median, low, high in contenders)) + "; " + timing_note(contenders))
     if backward is not None:
         _print_backward(console, backward, resolved)
-    console.print(_verdict(report), soft_wrap=True)
+    console.print(_verdict(report))
     return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _fmt_spread(times: dict, key: str) -> str:
-    low, high = times[f"{key}_spread"]
-    return f"{_fmt_time(times[key])} [{_fmt_time(low)}–{_fmt_time(high)}]"
 
 
 def _check_seed(seed: int) -> None:
@@ -418,9 +372,9 @@ def _check_seed(seed: int) -> None:
 
 
 def _backward_rows(resolved, seed: int, step, twin=None):
-    """npconv.train.backward_cost_table for the resolved model (FlopCounterMode columns when
+    """npconv.cost_backward.backward_cost_table for the resolved model (FlopCounterMode columns when
     a PyTorch twin is given)."""
-    from .train import backward_cost_table
+    from .cost_backward import backward_cost_table
 
     step(f"counting a training step's backward of {resolved.label}" + (" beside FlopCounterMode" if twin else ""))
     return backward_cost_table(resolved.npconv_model(), resolved.input_shape, torch_model=twin, seed=seed)
@@ -437,39 +391,20 @@ def _backward_row_dict(row) -> dict:
 def _print_backward(console, rows, resolved) -> None:
     """Counted backward MACs per layer, FlopCounterMode / 2 beside them, each disagreement
     flagged with its factor (FlopCounterMode / counted)."""
-    from rich.table import Table
-
     with_fcm = any(r.fcm_forward is not None for r in rows)
-    table = Table(title=f"backward MACs of one training step, {resolved.label} (counted by npconv's loops"
-                        + ("; FlopCounterMode FLOPs / 2 beside them)" if with_fcm else ")"))
-    for column in ("layer", "type", "forward", "grad_input", "grad_weight"):
-        table.add_column(column, justify="left" if column in ("layer", "type") else "right")
-    if with_fcm:
-        for column in ("FCM grad_input", "FCM grad_weight", "FCM / counted"):
-            table.add_column(column, justify="right")
-
-    def fmt(v):
-        return "—" if v is None else f"{v:,}"
-
-    disagreements = []
-    for r in rows:
-        cells = [r.layer, r.kind, fmt(r.forward), fmt(r.grad_input), fmt(r.grad_weight)]
-        if with_fcm:
-            flags = ", ".join(f"{k} {v:g}×" for k, v in r.factors.items())
-            if flags and r.layer != "(total)":
-                disagreements.append(f"{r.layer} ({flags})")
-            cells += [fmt(r.fcm_grad_input), fmt(r.fcm_grad_weight), f"[bold red]{flags}[/]" if flags else "="]
-        table.add_row(*cells)
-    console.print(table)
+    grid, disagreements = tables.backward_grid(
+        rows, f"backward MACs of one training step, {resolved.label} (counted by npconv's loops"
+        + ("; FlopCounterMode FLOPs / 2 beside them)" if with_fcm else ")"))
+    console.print(grid)
     total = rows[-1]
-    console.print(f"A training step counts {total.forward + (total.grad_input or 0) + total.grad_weight:,} MACs: "
-                  f"{(total.forward + (total.grad_input or 0) + total.grad_weight) / total.forward:.3g}× the forward "
-                  f"(the first layer needs no input gradient).", soft_wrap=True)
+    step = total.forward + (total.grad_input or 0) + total.grad_weight
+    console.print(f"A training step counts {step:,} MACs: {step / total.forward:.3g}× the forward "
+                  f"(the first layer needs no input gradient).")
     if disagreements:
         console.print(f"[bold red]FlopCounterMode disagrees on {len(disagreements)} layer(s)[/]: "
-                      + "; ".join(disagreements)
+                      + escape("; ".join(disagreements))
                       + ". On torch 2.13 it charges a grouped convolution's weight gradient `groups` times "
-                        "(docs/backward.md); npconv's figure is what its loops executed.", soft_wrap=True)
+                        "(docs/backward.md); npconv's figure is what its loops executed.")
     elif with_fcm:
         console.print("FlopCounterMode agrees with the counted backward MACs on every layer.")
 
@@ -532,7 +467,7 @@ def _print_summary(args, result, label: str, backward, resolved) -> int:
     else:
         console = _console()
         shape = "×".join(map(str, result.input_shape))
-        console.print(result.rich_table(f"{label}, input {shape} {args.dtype}"))
+        console.print(tables.summary_grid(result, f"{label}, input {shape} {args.dtype}"))
         t = result.total
         other = ", ".join(f"{kind} {n:,}" for kind, n in t["other"].items())
         console.print(
@@ -545,9 +480,9 @@ def _print_summary(args, result, label: str, backward, resolved) -> int:
                       "params include biases and BatchNorm weight/bias, not running statistics. "
                       "npconv summary --json has every column and the full conventions.[/]")
         for line in result.mismatches:
-            console.print(f"[bold red]FORMULA MISMATCH[/] {line}")
+            console.print(f"[bold red]FORMULA MISMATCH[/] {escape(line)}")
         for line in result.disagreements:
-            console.print(f"[bold red]PyTorch disagrees[/] {line}")
+            console.print(f"[bold red]PyTorch disagrees[/] {escape(line)}")
         if backward is not None:
             _print_backward(console, backward, resolved)
     if result.mismatches or result.disagreements:
@@ -641,50 +576,62 @@ def cmd_compare(args) -> int:
         print(json.dumps(result))
         return EXIT_OK if not failures else EXIT_FAILED
 
-    from rich.table import Table
-
     console = _console()
-    table = Table(title=f"{c_in}→{c_out}, {k}×{k} kernel, padding {pad}, input {batch}×{c_in}×{size}×{size}, "
-                        f"both with bias", header_style="bold")
-    table.add_column("")
-    table.add_column("standard Conv2d", justify="right")
-    table.add_column("depthwise separable", justify="right")
-    table.add_column("separable / standard", justify="right")
+    grid = Grid([Col("", "text", "left"), Col("standard Conv2d"), Col("depthwise separable"),
+                 Col("separable / standard", "long", "right")],
+                title=f"{c_in}→{c_out}, {k}×{k} kernel, padding {pad}, input {batch}×{c_in}×{size}×{size}, "
+                      f"both with bias")
 
     def same(a, b):
         return "[green]=[/]" if a == b else f"[bold red]{b:,}[/]"
 
-    table.add_row("parameters (counted)", f"{std['params']:,}", f"{sep['params']:,}",
-                  f"{result['ratio']['params_counted']:.4f}")
-    table.add_row("  formula / sum(numel)", f"{same(std['params'], std['formula_params'])} / "
-                  f"{same(std['params'], std['torch_params'])}",
-                  f"{same(sep['params'], sep['formula_params'])} / {same(sep['params'], sep['torch_params'])}",
-                  f"{result['ratio']['params_without_bias']:.4f} without biases")
-    table.add_row("MACs (counted)", f"{std['macs']:,}", f"{sep['macs']:,}", f"{result['ratio']['macs_counted']:.6f}")
-    table.add_row("  formula / FlopCounterMode÷2", f"{same(std['macs'], std['formula_macs'])} / "
-                  f"{same(std['macs'], std['flop_counter_macs'])}",
-                  f"{same(sep['macs'], sep['formula_macs'])} / {same(sep['macs'], sep['flop_counter_macs'])}",
-                  f"1/{c_out} + 1/{k * k} = {ratio_formula:.6f}")
-    table.add_row("  of which on padding", f"{std['padding_macs']:,}", f"{sep['padding_macs']:,}", "")
-    table.add_row("agrees with PyTorch (err/bound, f32 · f64)",
-                  f"{_ratio_cell(std['torch_agreement']['float32_error_over_bound'])} · "
-                  f"{_ratio_cell(std['torch_agreement']['float64_error_over_bound'])}",
-                  f"{_ratio_cell(sep['torch_agreement']['float32_error_over_bound'])} · "
-                  f"{_ratio_cell(sep['torch_agreement']['float64_error_over_bound'])}", "")
-    for engine in ("torch", "reference", "fast"):
+    grid.add_row("parameters (counted)", f"{std['params']:,}", f"{sep['params']:,}",
+                 f"{result['ratio']['params_counted']:.4f}")
+    grid.add_row("  formula / sum(numel)", f"{same(std['params'], std['formula_params'])} / "
+                 f"{same(std['params'], std['torch_params'])}",
+                 f"{same(sep['params'], sep['formula_params'])} / {same(sep['params'], sep['torch_params'])}",
+                 f"{result['ratio']['params_without_bias']:.4f} without biases")
+    grid.add_row("MACs (counted)", f"{std['macs']:,}", f"{sep['macs']:,}", f"{result['ratio']['macs_counted']:.6f}")
+    grid.add_row("  formula / FlopCounterMode÷2", f"{same(std['macs'], std['formula_macs'])} / "
+                 f"{same(std['macs'], std['flop_counter_macs'])}",
+                 f"{same(sep['macs'], sep['formula_macs'])} / {same(sep['macs'], sep['flop_counter_macs'])}",
+                 f"1/{c_out} + 1/{k * k} = {ratio_formula:.6f}")
+    grid.add_row("  of which on padding", f"{std['padding_macs']:,}", f"{sep['padding_macs']:,}", "")
+    grid.add_row("agrees with PyTorch (err/bound, f32 · f64)",
+                 f"{ratio_cell(std['torch_agreement']['float32_error_over_bound'])} · "
+                 f"{ratio_cell(std['torch_agreement']['float64_error_over_bound'])}",
+                 f"{ratio_cell(sep['torch_agreement']['float32_error_over_bound'])} · "
+                 f"{ratio_cell(sep['torch_agreement']['float64_error_over_bound'])}", "")
+    engines = {"torch": "PyTorch", "reference": "npconv reference", "fast": "npconv fast"}
+    timed = {key: _forward_times(reports[key].times, engines) for key in ("standard", "separable")}
+    for engine, label in engines.items():
         a, b = std["times_s"].get(engine), sep["times_s"].get(engine)
-        label = {"torch": "time, PyTorch", "reference": "time, npconv reference", "fast": "time, npconv fast"}[engine]
-        table.add_row(label, _fmt_time(a), _fmt_time(b), f"{b / a:.3f}" if a and b else "")
-    console.print(table)
-    console.print("[dim]Times are medians of 3 interleaved runs of one forward pass; on a shared or small "
-                  "machine they are noisy. MACs count every tap over the padded input, so the ratio is exactly "
-                  "1/N + 1/K² (Howard et al. 2017, eq. 5).[/]", soft_wrap=True)
+        if a is None or b is None:  # --no-timing
+            continue
+        (a_low, a_high), (b_low, b_high) = std["times_s"][f"{engine}_spread"], sep["times_s"][f"{engine}_spread"]
+        if max(tables.spread_ratio(a_low, a_high), tables.spread_ratio(b_low, b_high)) > tables.NOISE_RATIO:
+            ratio = "[yellow]noisy[/]"
+        elif a_low <= b_high and b_low <= a_high:
+            ratio = f"{b / a:.3f} (ranges overlap)"
+        else:
+            ratio = f"{b / a:.3f}"
+        grid.add_row(f"time, {label}", fmt_time(a), fmt_time(b), ratio)
+        grid.add_row("  fastest–slowest run", fmt_range(a_low, a_high), fmt_range(b_low, b_high), "")
+    console.print(grid)
+    if timed["standard"]:
+        console.print("[dim]Times: one forward pass, the median of 5 runs interleaved across the three engines, "
+                      "and the fastest and slowest of them. A ratio or ranking is printed only where every run "
+                      f"is within {tables.NOISE_RATIO:g}× of its fastest.[/]")
+        for key, name in (("standard", "Standard Conv2d"), ("separable", "Depthwise separable")):
+            console.print(f"{name}: {timing_note(timed[key])}")
+    console.print("[dim]MACs count every tap over the padded input, so the ratio is exactly 1/N + 1/K² "
+                  "(Howard et al. 2017, eq. 5).[/]")
     if failures:
-        console.print(f"[bold red]✗ {len(failures)} problem(s)[/]; first: {failures[0]}", soft_wrap=True)
+        console.print(f"[bold red]✗ {len(failures)} problem(s)[/]; first: {escape(failures[0])}")
         return EXIT_FAILED
     console.print(f"[bold green]✓[/] counted = formula = FlopCounterMode/2 = sum(numel) for both layers; both "
                   f"agree with PyTorch within their rounding bounds; separable costs "
-                  f"{result['ratio']['macs_counted']:.4f}× the MACs.", soft_wrap=True)
+                  f"{result['ratio']['macs_counted']:.4f}× the MACs.")
     return EXIT_OK
 
 
@@ -697,19 +644,14 @@ def cmd_models(args) -> int:
                                  "width": spec.width, "num_classes": spec.classes,
                                  "min_size": spec.downsampling} for name, spec in MODELS.items()}))
         return EXIT_OK
-    console = _console()  # before importing rich.table: without rich, the install hint
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    table.add_column("MODEL")
-    table.add_column("default --input")
-    table.add_column("what it is")
-    table.add_column("options")
+    console = _console()  # first: without rich, the install hint
+    grid = Grid([Col("MODEL", "name", "left"), Col("default --input", "text", "left"), Col("options", "text", "left"),
+                 Col("what it is", "long", "left")])
     for name, spec in MODELS.items():
         options = ", ".join(o for o, on in (("--width", spec.width), ("--num-classes", spec.classes),
                                             ("--out-channels", not spec.classes)) if on)
-        table.add_row(name, ",".join(map(str, spec.default_input)), spec.description, options)
-    console.print(table)
+        grid.add_row(name, ",".join(map(str, spec.default_input)), options, escape(spec.description))
+    console.print(grid)
     console.print("Or any model of your own: package.module:factory or path/to/file.py:factory "
                   "(npconv verify --help).")
     return EXIT_OK
@@ -739,6 +681,17 @@ Conventions: MACs are the multiply-accumulates of conv, transposed conv and line
 npconv's kernels execute them (padding taps included); FLOPs = 2·MACs; parameters are every
 parameter element (biases and BatchNorm weight/bias included). Exit status: 0 all agree,
 1 a check failed, 2 a bad argument, 3 an internal error.
+
+Output width: COLUMNS when set (on a terminal or not), else the terminal's width, else (a
+pipe or a file) unlimited: tables as wide as their content, each sentence on one line. A
+table that does not fit prints one block per row instead: the name on its own line with its
+type and shape, the numbers aligned below under a header printed once. No name or number is
+ever wrapped, folded or cut.
+
+Timings: one forward pass, the median of 5 interleaved runs, printed with the fastest and
+slowest run. When any contender's slowest run took more than 1.5x its fastest, the command
+says "timing is noisy here" and ranks nothing; otherwise it gives each median relative to the
+fastest (and says so when two contenders' ranges overlap).
 """
 
 
@@ -783,9 +736,10 @@ torch.export, run it on one seeded float32 input, and check:
   * counted MACs == closed-form formula == FlopCounterMode / 2, per module and in total;
   * parameters == sum(p.numel()) of the PyTorch model, per module and in total.
 
-It prints the per-layer table, the end-to-end differences, one forward pass's time in
-PyTorch and on each npconv engine, and a one-line verdict. Exit status 0 only when
-everything agrees.""",
+It prints the per-layer table, the end-to-end differences, the time of one forward pass in
+PyTorch and on each npconv engine (median of 5 interleaved runs, with the fastest and slowest;
+see npconv --help on noisy timings), and a verdict. Exit status 0 only when everything
+agrees.""",
         epilog="models:\n" + _MODEL_HELP + "\n\nexamples:\n  npconv verify mobilenet_v2 --width 0.5 --input 1,3,96,96\n"
                "  npconv verify pytorchcv.models.mobilenetv3:mobilenetv3_large_w1\n"
                "  npconv verify my_models.py:build --input 1,3,64,64")
@@ -831,7 +785,9 @@ The tutorial's comparison: a standard K×K convolution C_IN -> C_OUT against the
 depthwise-separable replacement (depthwise K×K on C_IN, then pointwise 1×1 to C_OUT), both
 with bias and padding K//2. Prints parameters and MACs (counted, by formula and by
 FlopCounterMode), the MACs ratio against 1/C_OUT + 1/K², agreement of both with PyTorch,
-and one forward pass's time in PyTorch and on each npconv engine.""",
+and the time of one forward pass in PyTorch and on each npconv engine (median of 5
+interleaved runs, with the fastest and slowest; a ratio only where the timing is not
+noisy, see npconv --help).""",
         epilog="example: npconv compare --in 32 --out 64 --size 128 --batch 4")
     p.add_argument("--in", dest="in_channels", type=int, default=3, metavar="C_IN", help="input channels (3)")
     p.add_argument("--out", dest="out_channels", type=int, default=64, metavar="C_OUT", help="output channels (64)")

@@ -208,54 +208,6 @@ class Summary:
         lines += ["Conventions:", ""] + [f"- {key}: {text}" for key, text in CONVENTIONS.items()]
         return "\n".join(lines) + "\n"
 
-    def rich_table(self, title: str | None = None):
-        """A `rich.table.Table` of the rows (rich imported here)."""
-        from rich.table import Table
-
-        fc = self.flop_counter
-        table = Table(title=title, show_lines=False, header_style="bold", pad_edge=False)
-        table.add_column("layer", overflow="fold")
-        table.add_column("type")
-        table.add_column("output", no_wrap=True)
-        table.add_column("params", justify="right", no_wrap=True)
-        table.add_column("MACs", justify="right", no_wrap=True)
-        table.add_column("formula", justify="right", no_wrap=True)
-        table.add_column("padding", justify="right", no_wrap=True)
-        table.add_column("other ops", overflow="fold")
-        table.add_column("bytes", justify="right", no_wrap=True)
-        table.add_column("MAC/B", justify="right", no_wrap=True)
-        if fc:
-            table.add_column("FCM/2", justify="right", no_wrap=True)
-        for row in self.rows:
-            if row.formula is None:
-                formula = "[dim]—[/]"
-            elif row.mismatches:
-                formula = f"[bold red]{row.formula.get('macs', 0):,} ✗[/]"
-            else:
-                formula = "[green]=[/]" if row.macs else "[dim]=[/]"
-            cells = [row.name or "(model)", row.type, _shape(row.output_shape), _params_cell(row),
-                     f"{row.macs:,}" if row.macs else "", formula,
-                     f"{row.counted.get('padding_macs', 0):,}" if row.counted.get("padding_macs") else "",
-                     _other_ops(row.counted), _compact(row.bytes) if row.bytes else "", _intensity(row.intensity)]
-            if fc:
-                if row.flop_counter_macs is None:
-                    cells.append("[dim]—[/]")
-                elif row.flop_counter_macs == row.macs:
-                    cells.append("[green]=[/]" if row.macs else "[dim]=[/]")
-                else:
-                    cells.append(f"[bold red]{row.flop_counter_macs:,}[/]")
-            if row.mismatches or row.disagreements:
-                cells[0] = f"[bold red]{cells[0]}[/]"
-            table.add_row(*cells)
-        t = self.total
-        cells = ["[bold]total[/]", "", "", f"[bold]{t['params']:,}[/]", f"[bold]{t['macs']:,}[/]",
-                 "", f"{t['padding_macs']:,}", "", _compact(t["bytes"]), ""]
-        if fc:
-            cells.append("" if t.get("flop_counter_macs") is None else f"{t['flop_counter_macs']:,}")
-        table.add_section()
-        table.add_row(*cells)
-        return table
-
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -273,11 +225,6 @@ def _compact(n: int) -> str:
 
 def _intensity(value) -> str:
     return "" if value is None else f"{value:.2f}"
-
-
-def _params_cell(row: LayerRow) -> str:
-    parts = [(row.weight_params, "w"), (row.bias_params, "b"), (row.bn_params, "bn")]
-    return " + ".join(f"{n:,} {label}" for n, label in parts if n)
 
 
 def _other_ops(counted: dict) -> str:

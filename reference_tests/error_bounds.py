@@ -1,6 +1,6 @@
 """Error bounds for npconv's layers and for whole networks, propagated layer by layer.
 
-`propagate(module, x, dtype)` walks an npconv module tree the way its forward does and
+`propagate(module, x, dtype)` runs the npconv module's own forward on a bounded input and
 returns a `Bounded(value, error)`: `value` is npconv's float64 reference result (every
 parameter widened exactly from its stored values), `error` an element-wise bound on
 
@@ -72,23 +72,44 @@ rounding model on magnitudes taken at |x| + E.
   (PyTorch divides by kh then kw; npconv once by kh*kw):
       error = pool(E) + g(k + 1) * pool(|x| + E)
 * Residual add: one rounding: error = E_a + E_b + g(1) (|a| + |b| + E_a + E_b).
-* Flatten, Identity, ChannelShuffle, Dropout in evaluation: exact moves: error moves along.
+* Flatten, Identity, ChannelShuffle, Dropout in evaluation, a channel split or
+  concatenation: exact moves: error moves along.
+
+Whose data flow. Nothing here restates how a model wires its layers: `propagate` and
+`check_layer_by_layer` call the model itself, `module(x)` with x a `Bounded`, so its own
+`forward` (and its containers' forwards) decide which layer sees what. For the duration of
+that call (`_LeafBounds.run`):
+* every module without children has its `forward` replaced (an instance attribute,
+  removed afterwards) by its bound above: it receives the Bounded the model's code hands
+  it and returns a Bounded (`_leaves_replaced`);
+* the functions containers call themselves between their children take Bounded values:
+  npconv.ops.add (residual add), ops.adaptive_avg_pool2d and ops.flatten (network heads),
+  ops.channel_shuffle, npconv.channels.split_channels / cat_channels (ShuffleNetV2's unit).
+  Each name bound to one of them in npconv.ops, npconv.channels and the modules defining
+  the tree's classes is rebound, for the call, to a function that applies the bound above
+  to Bounded arguments and the original function to anything else (`_glue_bounded`,
+  table `_GLUE`).
+A container computing anything else on its input (`x * 2`, `x[:, :3]`) gets a Bounded,
+which is no array, and fails: an op is never passed over without its bound. Adding a
+model needs nothing here unless its forward calls an op outside `_GLUE`; adding that op
+means one entry there, its bound derived above.
 
 Everything here is computed in float64 by npconv's own kernels, with counting paused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from npconv import counting, ops
+from npconv import channels, counting, ops
 from npconv.bounds import BATCH_NORM_EVAL_ROUNDINGS, gamma
 from npconv.formulas import adaptive_pool_windows
 from npconv.functional import conv2d
-from npconv.models import mobilenet_v2, tutorial
-from npconv.models.mobilenet_v1 import MobileNetV1
 from npconv.nn import (AdaptiveAvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, ConvTranspose2d, Dropout, Flatten,
                        Identity, Linear, ReLU, ReLU6, Sequential)
 from npconv.tolerance import assert_within_bound, bound_from_magnitude
@@ -101,6 +122,11 @@ class Bounded:
 
     value: np.ndarray
     error: np.ndarray
+
+    @property
+    def shape(self) -> tuple:
+        """The value's shape (a model's forward may keep it for its backward)."""
+        return self.value.shape
 
     @staticmethod
     def exact(x: np.ndarray) -> "Bounded":
@@ -256,14 +282,21 @@ def _map(x: Bounded, f) -> Bounded:
     return Bounded(f(x.value), f(x.error))
 
 
-# ------------------------------------------------------------------------------- trees
+# ------------------------------------------------------------------------------- networks
 
 
-def _leaf_bound(module, x: Bounded, dtype, mode: bool, stats=None) -> Bounded:
+def _leaf_bound(module, x: Bounded, dtype, mode: bool, stats=None, **kwargs) -> Bounded:
+    """The bound of one leaf layer called on x (its forward's keyword arguments in kwargs:
+    only ConvTranspose2d's output_size exists)."""
+    if isinstance(module, ConvTranspose2d):
+        output_size = kwargs.pop("output_size", None)
+        output_padding = None if output_size is None else module._output_padding(x.value, output_size)
+    if kwargs:
+        raise TypeError(f"no error bound for {type(module).__name__} called with {sorted(kwargs)}")
     if isinstance(module, Conv2d):
         return conv2d_bound(module, x, dtype)
     if isinstance(module, ConvTranspose2d):
-        return conv_transpose2d_bound(module, x, dtype)
+        return conv_transpose2d_bound(module, x, dtype, output_padding)
     if isinstance(module, Linear):
         return linear_bound(module, x, dtype)
     if isinstance(module, BatchNorm2d):
@@ -280,7 +313,7 @@ def _leaf_bound(module, x: Bounded, dtype, mode: bool, stats=None) -> Bounded:
         return _map(x, lambda a: ops.flatten(a, module.start_dim, module.end_dim))
     if isinstance(module, ChannelShuffle):
         return _map(x, lambda a: ops.channel_shuffle(a, module.groups))
-    if isinstance(module, Identity):
+    if isinstance(module, (Identity, Sequential)):  # a Sequential without children is the identity
         return x
     if isinstance(module, Dropout):
         if mode and module.p > 0:
@@ -289,9 +322,84 @@ def _leaf_bound(module, x: Bounded, dtype, mode: bool, stats=None) -> Bounded:
     raise TypeError(f"no error bound for {type(module).__name__}")
 
 
-_LEAVES = (Conv2d, ConvTranspose2d, Linear, BatchNorm2d, ReLU, ReLU6, AdaptiveAvgPool2d, Flatten, ChannelShuffle,
-           Identity, Dropout)
-_SEQUENTIAL = (Sequential, tutorial.DepthwiseSeparableConv, tutorial.MobileNetBlock, tutorial.HybridBlock)
+def _is_leaf(module) -> bool:
+    return next(iter(module.children()), None) is None
+
+
+@contextlib.contextmanager
+def _leaves_replaced(model, replacement):
+    """While the block runs, every module of `model` without children has its forward
+    replaced by `replacement(module, path, *args, **kwargs)` (path: its qualified name);
+    restored on exit, also on an exception. Module.__call__ still runs around it (counting
+    scope, errors named after the layer)."""
+    replaced = []
+    try:
+        for path, module in model.named_modules():
+            if _is_leaf(module):
+                replaced.append((module, module.__dict__.get("forward")))
+                object.__setattr__(module, "forward", functools.partial(replacement, module, path))
+        yield
+    finally:
+        for module, own in reversed(replaced):
+            if own is None:
+                module.__dict__.pop("forward", None)
+            else:
+                object.__setattr__(module, "forward", own)
+
+
+def _split_bound(x: Bounded, first: int):
+    return Bounded(x.value[:, :first], x.error[:, :first]), Bounded(x.value[:, first:], x.error[:, first:])
+
+
+def _cat_bound(a: Bounded, b: Bounded) -> Bounded:
+    return Bounded(np.concatenate([a.value, b.value], axis=1), np.concatenate([a.error, b.error], axis=1))
+
+
+# The glue: what containers compute themselves between their children, on Bounded values:
+# original function -> its bound, called with the dtype and then the original's arguments.
+# (Inside these, ops.* on arrays reach the originals: see _glue_bounded.)
+_GLUE = {
+    ops.add: lambda dtype, a, b: add_bound(a, b, dtype),
+    ops.adaptive_avg_pool2d: lambda dtype, x, output_size: adaptive_avg_pool2d_bound(x, output_size, dtype),
+    ops.flatten: lambda dtype, x, start_dim=1, end_dim=-1: _map(x, lambda a: ops.flatten(a, start_dim, end_dim)),
+    ops.channel_shuffle: lambda dtype, x, groups: _map(x, lambda a: ops.channel_shuffle(a, groups)),
+    channels.split_channels: lambda dtype, x, first: _split_bound(x, first),
+    channels.cat_channels: lambda dtype, a, b: _cat_bound(a, b),
+}
+
+
+@contextlib.contextmanager
+def _glue_bounded(model, dtype):
+    """While the block runs, the functions in _GLUE take Bounded values: wherever npconv.ops,
+    npconv.channels or the module defining any class in `model`'s tree holds one of them
+    under some name (the models call `ops.add`, `ops.flatten`, `ops.adaptive_avg_pool2d`,
+    `ops.channel_shuffle`; ShuffleNetV2Unit imports `split_channels` and `cat_channels`),
+    that name is rebound to a function that applies the bound when an argument is Bounded
+    and the original otherwise (the bounds themselves call some of these on arrays).
+    Restored on exit. A container computing anything else on a Bounded value fails (a
+    Bounded is not an array), so nothing is passed on without its bound."""
+    def carrying(original, bound):
+        @functools.wraps(original)
+        def call(*args, **kwargs):
+            if any(isinstance(a, Bounded) for a in (*args, *kwargs.values())):
+                return bound(dtype, *args, **kwargs)
+            return original(*args, **kwargs)
+        return call
+
+    by_id = {id(f): (f, bound) for f, bound in _GLUE.items()}
+    defining = [sys.modules.get(type(m).__module__) for m in model.modules()]
+    namespaces = {id(ns): ns for ns in [ops, channels, *defining] if ns is not None}
+    rebound = []
+    try:
+        for ns in namespaces.values():
+            for name, value in list(vars(ns).items()):
+                if id(value) in by_id and by_id[id(value)][0] is value:
+                    rebound.append((ns, name, value))
+                    setattr(ns, name, carrying(*by_id[id(value)]))
+        yield
+    finally:
+        for ns, name, value in reversed(rebound):
+            setattr(ns, name, value)
 
 
 @dataclass
@@ -303,14 +411,16 @@ class Observed:
     state_after: dict | None = None
 
 
-class _Walk:
-    """Follows an npconv module tree the way its forward does, carrying a `Bounded`.
+class _LeafBounds:
+    """Runs an npconv model's own forward on a `Bounded` input, with every leaf layer's
+    forward replaced by `leaf` and the containers' own ops carrying bounds (`_glue_bounded`),
+    so the data flow followed is the model's, wherever it is written.
 
     A priori (observed=None): every layer's bound is applied to the bound carried in.
     Layer by layer (observed given): at every leaf, the input the implementation actually
     used must lie within the carried bound (exactly equal when it is exact); the leaf's
     output is then checked against the layer's own bound at that actual input, and the
-    walk continues from the actual output, exact. Only the glue between leaves (residual
+    run continues from the actual output, exact. Only the glue between leaves (residual
     adds, the functional pooling of MobileNetV2) carries a bound from one leaf to the next.
     """
 
@@ -324,17 +434,17 @@ class _Walk:
         self.meaningful = meaningful
         self.checked: list[str] = []
 
-    def leaf(self, module, x: Bounded, path: str, mode: bool) -> Bounded:
+    def leaf(self, module, x: Bounded, path: str, mode: bool, **kwargs) -> Bounded:
         stats = None
         if isinstance(module, BatchNorm2d) and module.track_running_stats and self.state_before is not None:
-            stats = tuple(self.state_before[f"{path}.{key}"] for key in
+            stats = tuple(self.state_before[f"{path}.{key}" if path else key] for key in
                           ("running_mean", "running_var", "num_batches_tracked"))
         if self.observed is None:
-            return _leaf_bound(module, x, self.dtype, mode, stats)
+            return _leaf_bound(module, x, self.dtype, mode, stats, **kwargs)
         inp, out = self.observed.io[path]
         where = f"{self.who} '{path}' ({type(module).__name__})"
         assert_within_bound(inp, x.value, x.error, what=f"{where} input")
-        local = _leaf_bound(module, Bounded.exact(inp), self.dtype, mode, stats)
+        local = _leaf_bound(module, Bounded.exact(inp), self.dtype, mode, stats, **kwargs)
         assert_within_bound(out, local.value, local.error, what=f"{where} output")
         if self.meaningful is not None:
             scale = float(np.max(np.abs(local.value), initial=0.0))
@@ -344,60 +454,50 @@ class _Walk:
                 and self.observed.state_after is not None):
             step = batch_norm_train_bound(module, Bounded.exact(inp), self.dtype, stats)
             for key, bounded in (("running_mean", step.running_mean), ("running_var", step.running_var)):
-                assert_within_bound(self.observed.state_after[f"{path}.{key}"], bounded.value, bounded.error,
+                qualified = f"{path}.{key}" if path else key
+                assert_within_bound(self.observed.state_after[qualified], bounded.value, bounded.error,
                                     what=f"{where} {key}")
         self.checked.append(path)
         return Bounded.exact(out)
 
-    def walk(self, module, x: Bounded, path: str = "") -> Bounded:
-        mode = module.training if self.training is None else self.training
-        child = lambda name: f"{path}.{name}" if path else name  # noqa: E731
-        if isinstance(module, _LEAVES):
-            return self.leaf(module, x, path, mode)
-        if isinstance(module, (tutorial.InvertedResidual, mobilenet_v2.InvertedResidual)):
-            y = self.walk(module.conv, x, child("conv"))
-            residual = module.use_residual if isinstance(module, tutorial.InvertedResidual) else module.use_res_connect
-            return add_bound(x, y, self.dtype) if residual else y
-        if isinstance(module, _SEQUENTIAL):
-            for name, sub in module.named_children():
-                x = self.walk(sub, x, child(name))
-            return x
-        if isinstance(module, tutorial.TinyMobileNet):
-            x = self.walk(module.features, x, child("features"))
-            x = _map(x, lambda a: ops.flatten(a, 1))
-            return self.walk(module.classifier, x, child("classifier"))
-        if isinstance(module, MobileNetV1):
-            x = self.walk(module.features, x, child("features"))
-            x = self.walk(module.avgpool, x, child("avgpool"))
-            x = _map(x, lambda a: ops.flatten(a, 1))
-            return self.walk(module.classifier, x, child("classifier"))
-        if isinstance(module, mobilenet_v2.MobileNetV2):
-            x = self.walk(module.features, x, child("features"))
-            x = adaptive_avg_pool2d_bound(x, (1, 1), self.dtype)
-            x = _map(x, lambda a: ops.flatten(a, 1))
-            return self.walk(module.classifier, x, child("classifier"))
-        raise TypeError(f"no error bound for {type(module).__name__}")
+    def run(self, model, x: Bounded) -> Bounded:
+        """`model`'s own forward on x, carrying the bound (class docstring). `model` is
+        unchanged afterwards."""
+        def leaf_forward(module, path, x, **kwargs):
+            if not isinstance(x, Bounded):
+                raise TypeError(f"'{path}' ({type(module).__name__}) was called on a {type(x).__name__}, not on a "
+                                "value the forward carried a bound for")
+            mode = module.training if self.training is None else self.training
+            return self.leaf(module, x, path, mode, **kwargs)
+
+        with _leaves_replaced(model, leaf_forward), _glue_bounded(model, self.dtype):
+            result = model(x)
+        if not isinstance(result, Bounded):
+            raise TypeError(f"{type(model).__name__}'s forward returned a {type(result).__name__}, not a bounded value")
+        return result
 
 
 def propagate(module, x: Bounded, dtype, training: bool | None = None, state_before: dict | None = None) -> Bounded:
-    """The a-priori bound on `module(x)` computed in `dtype` (module docstring). `training`
-    defaults to each module's own mode; nothing in `module` is changed."""
+    """The a-priori bound on `module(x)` computed in `dtype` (module docstring), through
+    `module`'s own forward. `training` defaults to each module's own mode; nothing in
+    `module` is changed."""
     with counting.paused():
-        return _Walk(dtype, training, state_before=state_before).walk(module, x)
+        return _LeafBounds(dtype, training, state_before=state_before).run(module, x)
 
 
 def check_layer_by_layer(module, x: np.ndarray, output: np.ndarray, observed: Observed, dtype, who: str,
                          training: bool | None = None, state_before: dict | None = None,
                          meaningful: float | None = 0.1) -> list[str]:
-    """Check one implementation's run of `module` on input x, leaf by leaf (see `_Walk`):
-    each leaf's output within that layer's bound at the input it actually received, each
-    input where the previous leaves' outputs (and the glue between them) put it, the final
-    output where the last leaf put it, and, in training, each BatchNorm2d's running
-    statistics within their bound. `state_before`: the state_dict before the run (training).
-    meaningful: also require each leaf's bound to be at most this fraction of its largest
-    output. Returns the qualified names of the leaves checked."""
+    """Check one implementation's run of `module` on input x, leaf by leaf, through
+    `module`'s own forward (see `_LeafBounds`): each leaf's output within that layer's bound
+    at the input it actually received, each input where the previous leaves' outputs (and
+    the glue between them) put it, the final output where the last leaf put it, and, in
+    training, each BatchNorm2d's running statistics within their bound. `state_before`: the
+    state_dict before the run (training). meaningful: also require each leaf's bound to be
+    at most this fraction of its largest output. Returns the qualified names of the leaves
+    checked, in the order the forward called them."""
     with counting.paused():
-        walk = _Walk(dtype, training, observed, who, state_before, meaningful)
-        final = walk.walk(module, Bounded.exact(x))
+        run = _LeafBounds(dtype, training, observed, who, state_before, meaningful)
+        final = run.run(module, Bounded.exact(x))
     assert_within_bound(output, final.value, final.error, what=f"{who} final output")
-    return walk.checked
+    return run.checked

@@ -7,6 +7,7 @@ torchvision's published parameter count), never numbers copied from npconv's out
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_verify_default_is_the_main_job():
         macs += h * h * (9 * cin + cin * cout)
         params += 9 * cin + 2 * cin + cin * cout + 2 * cout
     macs, params = macs + 2560, params + 2570
-    verdict = result.stdout.strip().splitlines()[-1]  # one line
+    verdict = " ".join(result.stdout[result.stdout.index("✓ verified"):].split())  # wrapped at COLUMNS
     assert f"{macs:,} MACs counted = formula = FlopCounterMode/2" in verdict
     assert f"{params:,} parameters = sum(numel)" in verdict
 
@@ -317,3 +318,177 @@ def test_models_without_rich_gives_the_install_hint():
     assert result.returncode == 2
     assert result.stderr.strip() == "npconv models: error: tables need the rich package: pip install " \
                                     "'npconv[cli]' (or use --json)"
+
+
+# ----------------------------------------------------------------------------- width: nothing cut at 80, 100, 120
+
+_LONG_NAMES = """
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+def _seq(**layers):
+    return nn.Sequential(OrderedDict(layers))
+
+
+def deep_names():
+    \"\"\"Qualified names up to 67 characters, like a model zoo's.\"\"\"
+    torch.manual_seed(0)
+    unit = _seq(branch2=_seq(conv1=_seq(
+        depthwise_separable=_seq(dw=nn.Conv2d(16, 16, 3, padding=1, groups=16), bn=nn.BatchNorm2d(16)),
+        pointwise_projection=_seq(conv=nn.Conv2d(16, 96, 1), activation=nn.ReLU6()))))
+    return _seq(features=_seq(init_block=_seq(conv=nn.Conv2d(3, 16, 3, stride=2, padding=1), activ=nn.ReLU()),
+                              stage3=_seq(unit4=unit)),
+                final_pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+                output_classifier_head=nn.Linear(96, 1000))
+"""
+
+# One process per command: --json once (COLUMNS unset), then the table at each width with
+# COLUMNS set, stdout a pipe (not a terminal), exactly as `COLUMNS=80 npconv ... | cat`.
+_RENDER = """
+import contextlib, io, json, os, sys
+from npconv.cli import main
+args, widths, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), {}
+for key in ["json"] + widths:
+    os.environ.pop("COLUMNS", None)
+    if key != "json":
+        os.environ["COLUMNS"] = key
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(args + (["--json"] if key == "json" else []))
+    out[key] = [status, buffer.getvalue()]
+sys.stdout.write(json.dumps(out))
+"""
+
+WIDTHS = ("80", "100", "120")
+
+
+def render(args, widths=WIDTHS):
+    """{"json": (status, stdout), "80": (status, stdout), ...} of `npconv ARGS`."""
+    env = {k: v for k, v in ENV.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-c", _RENDER, json.dumps(list(args)), json.dumps(list(widths))],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _figures(report: dict, command: str) -> tuple[set, set]:
+    """(every layer or model name, every count as printed with thousands separators) that
+    `npconv COMMAND --json` reports; zeros and None are left out (the tables leave them blank)."""
+    names, numbers = set(), set()
+
+    def count(*values):
+        numbers.update(f"{v:,}" for v in values if isinstance(v, int) and not isinstance(v, bool) and v)
+
+    if command == "models":
+        for name, spec in report.items():
+            names.add(name)
+            numbers.add(",".join(map(str, spec["default_input"])))
+        return names, numbers
+    if command == "compare":
+        for side in (report["standard"], report["separable"]):
+            count(*(side[k] for k in ("params", "formula_params", "torch_params", "macs", "formula_macs",
+                                      "flop_counter_macs", "padding_macs")))
+        return names, numbers
+    summary = report["summary"] if command == "verify" else report
+    for layer in summary["layers"]:
+        names.add(layer["name"] or "(model)")
+        count(layer["macs"], layer["formula_macs"], layer["flop_counter_macs"])
+        if command == "verify":
+            count(layer["params"]["total"])
+        else:  # summary prints the parts: weights, bias, BatchNorm
+            count(layer["params"]["weight"], layer["params"]["bias"], layer["params"]["bn"], layer["padding_macs"])
+    t = summary["total"]
+    count(t["params"], t["macs"], t["flop_counter_macs"])
+    if command == "summary":
+        count(t["padding_macs"], t["weight_params"], t["bias_params"], t["bn_params"], t["flops"], t["bytes"])
+    for row in report.get("backward", []):
+        if row["layer"] != "(total)":
+            names.add(row["layer"])
+        count(row["forward_macs"], row["grad_input_macs"], row["grad_weight_macs"],
+              row["flop_counter_grad_input_macs"], row["flop_counter_grad_weight_macs"])
+    return names, numbers
+
+
+def assert_fits_and_whole(text: str, width: int, names: set, numbers: set):
+    """No line wider than `width`; every name and number appears whole: not cut, not folded,
+    not glued to a neighbouring digit."""
+    from rich.cells import cell_len
+
+    lines = text.splitlines()
+    assert lines, "no output"
+    too_wide = [line for line in lines if cell_len(line) > width]
+    assert not too_wide, f"{len(too_wide)} line(s) wider than {width}:\n" + "\n".join(too_wide[:5])
+    for name in names:
+        assert re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", text), f"layer name {name!r} not whole at {width}"
+    for number in numbers:
+        assert re.search(rf"(?<![\d,.]){re.escape(number)}(?![\d]|[,.]\d)", text), f"{number} not whole at {width}"
+
+
+@pytest.mark.parametrize("args", [
+    ("models",),
+    ("summary", "mobilenet_v1", "--input", "1,3,32,32"),
+    ("summary", "{user}:deep_names", "--input", "1,3,32,32", "--flop-counter"),
+    ("verify", "{user}:deep_names", "--input", "1,3,32,32", "--no-timing"),
+    ("verify", "hybrid_block", "--input", "1,8,16,16", "--backward"),
+    ("compare", "--in", "4", "--out", "8", "--size", "8"),
+], ids=["models", "summary", "summary-spec", "verify-spec", "verify-backward-timed", "compare"])
+def test_every_table_fits_80_100_120_columns_and_cuts_nothing(args, tmp_path):
+    """The issue's check: at 80, 100 and 120 columns every line fits and every layer name and
+    every count of the --json output appears whole (with its thousands separators), including
+    qualified names of 67 characters from a model of one's own."""
+    path = tmp_path / "zoo.py"
+    path.write_text(_LONG_NAMES)
+    args = [a.replace("{user}", str(path)) for a in args]
+    out = render(args)
+    status, stdout = out["json"]
+    assert status == 0, stdout
+    names, numbers = _figures(json.loads(stdout), args[0])
+    assert names or args[0] == "compare"
+    assert numbers
+    for width in WIDTHS:
+        status, text = out[width]
+        assert status == 0, text
+        assert_fits_and_whole(text, int(width), names, numbers)
+        if "hybrid_block" in args or args[0] == "compare":
+            flat = " ".join(text.split())
+            assert "median of 5" in flat
+            verdicts = flat.count("timing is noisy here") + flat.count("relative to the fastest")
+            assert verdicts == (2 if args[0] == "compare" else 1), flat
+
+
+def test_a_pipe_without_columns_gets_full_width_lines():
+    """COLUMNS unset and stdout not a terminal: tables as wide as their content, every
+    sentence one line (a pipe or a file is not wrapped at 80)."""
+    env = {k: v for k, v in ENV.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-m", "npconv", "models"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    from npconv.cli import MODELS
+
+    lines = result.stdout.splitlines()
+    for name, spec in MODELS.items():
+        assert any(line.startswith(name + " ") and spec.description in line for line in lines), name
+    assert any(line.startswith("Or any model of your own") and line.endswith("(npconv verify --help).")
+               for line in lines)
+
+
+def test_timing_rule_noisy_ranks_nothing_quiet_gives_ratios():
+    """The one rule: any contender whose slowest of its runs took more than 1.5x its fastest
+    makes the timing noisy and nothing is ranked; otherwise medians relative to the fastest,
+    with overlapping ranges called no clear difference."""
+    from npconv.tables import NOISE_RATIO, timing_note
+
+    assert NOISE_RATIO == 1.5
+    noisy = timing_note([("PyTorch", 2.23, 0.9, 2.5), ("npconv fast", 0.5, 0.49, 0.52)])
+    assert "timing is noisy here" in noisy and "PyTorch" in noisy
+    assert "relative" not in noisy and "2.8×" in noisy  # 2.5 / 0.9 said, no ranking
+    quiet = timing_note([("npconv reference", 0.40, 0.39, 0.41), ("PyTorch", 0.010, 0.009, 0.011),
+                         ("npconv fast", 0.0105, 0.0100, 0.0110)])
+    assert "noisy" not in quiet
+    assert "relative to the fastest (PyTorch)" in quiet
+    assert "npconv fast 1.1× (ranges overlap: no clear difference)" in quiet
+    assert "npconv reference 40×" in quiet
+    assert timing_note([("PyTorch", 1.0, 1.0, 1.5)]).startswith("every run within")  # 1.5 itself is not noisy

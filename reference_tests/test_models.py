@@ -1,4 +1,5 @@
-"""The tutorial's blocks, TinyMobileNet, MobileNetV1 and MobileNetV2 against their PyTorch twins.
+"""The tutorial's blocks, ShuffleNetV2's unit, TinyMobileNet, MobileNetV1 and MobileNetV2 against
+their PyTorch twins.
 
 Twins: reference_tests/torch_twins.py (the tutorial's classes, restored token for token,
 and a PyTorch MobileNetV1) and reference_tests/torchvision_twin.py (torchvision's
@@ -6,9 +7,13 @@ MobileNetV2, transcribed). npconv's models are built with the same constructor a
 load the twin's `state_dict()` unchanged; weights and running statistics are random
 (twin_utils.randomize_), drawn by Hypothesis.
 
-How outputs are compared (derivations in error_bounds.py):
+How outputs are compared (derivations in error_bounds.py). Both comparisons run npconv's
+model's own forward, each layer replaced by its bound (or its check) for the call: the data
+flow is the model's, restated nowhere (error_bounds.py's docstring;
+`test_bounds_follow_the_models_own_forward_and_leave_it_unchanged`).
 
-* Blocks (DepthwiseSeparableConv, MobileNetBlock, InvertedResidual, HybridBlock), in
+* Blocks (DepthwiseSeparableConv, MobileNetBlock, InvertedResidual, HybridBlock, and
+  ShuffleNetV2's unit against npconv.twins_shufflenet's torchvision class), in
   evaluation and training mode: the a-priori bound, every layer's rounding bound propagated
   through the block on magnitudes (a conv passes an input error E on as conv(E, |w|), a
   BatchNorm as |gamma / sqrt(var + eps)| E, ...). Both npconv's and torch's outputs must lie
@@ -53,9 +58,11 @@ from hypothesis import strategies as st
 from twin_utils import one_torch_thread, assert_bounded, assert_not_vacuous, observe_npconv, observe_torch, randomize_
 
 import npconv
-from npconv import formulas, models
+from npconv import channels, formulas, models, nn, ops
 from npconv.models import mobilenet_v2
+from npconv.models.shufflenet_v2 import ShuffleNetV2Unit
 from npconv.nn.hooks import hooked
+from npconv.twins_shufflenet import twin_classes
 
 FLOATS = [np.float32, np.float64]
 _ = one_torch_thread  # autouse fixture: torch single-threaded in this module
@@ -129,6 +136,60 @@ def test_block_matches_torch(device, dtype, train, block, data):
     assert sum(p.size for p in ours.parameters()) == sum(p.numel() for p in twin.parameters())
     x = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal((N, args[0], H, W)).astype(dtype)
     _check_runs(twin, ours, x, dtype, device, train, a_priori=True)
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("dtype", FLOATS)
+@given(stride=st.integers(1, 3), half=st.integers(1, 3), inp=st.integers(1, 6), data=st.data())
+def test_shufflenet_unit_matches_torch(dtype, train, stride, half, inp, data):
+    """ShuffleNetV2's unit (split, branches, concatenation, shuffle) against torchvision's, as
+    the blocks above. The bounds follow the unit's own forward (error_bounds' docstring):
+    nothing in error_bounds names the unit."""
+    args = (2 * half if stride == 1 else inp, 2 * half, stride)
+    twin, ours = _pair(twin_classes()["ShuffleNetV2Unit"], ShuffleNetV2Unit, args,
+                       data.draw(st.integers(0, 2**32 - 1)), dtype, train)
+    H, W = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
+    N = data.draw(st.integers(2 if train else 1, 3))
+    x = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal((N, args[0], H, W)).astype(dtype)
+    _check_runs(twin, ours, x, dtype, "cpu", train, a_priori=True)
+
+
+class _Doubling(nn.Module):
+    """A container computing an op the bounds do not know (x * 2) on its child's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1, rng=0)
+
+    def forward(self, x):
+        return self.conv(x) * 2
+
+
+def test_bounds_follow_the_models_own_forward_and_leave_it_unchanged():
+    """propagate runs the model's forward with its leaves and glue replaced for the call only:
+    afterwards no module keeps a replaced forward, the glue functions are the originals, the
+    state is unchanged and the model still computes arrays. An op outside the bounds' glue, on
+    the carried value, fails instead of passing the value on unbounded."""
+    originals = (ops.add, ops.flatten, ops.adaptive_avg_pool2d, ops.channel_shuffle, channels.split_channels,
+                 channels.cat_channels, ShuffleNetV2Unit.forward.__globals__["cat_channels"],
+                 ShuffleNetV2Unit.forward.__globals__["split_channels"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    for model in (models.MobileNetV2(0.25, 4, rng=0).eval(), ShuffleNetV2Unit(3, 4, 2, rng=0).eval()):
+        before = model.state_dict()
+        bound = propagate(model, Bounded.exact(x), np.float32)
+        assert all("forward" not in m.__dict__ for m in model.modules())
+        assert (ops.add, ops.flatten, ops.adaptive_avg_pool2d, ops.channel_shuffle, channels.split_channels,
+                channels.cat_channels, ShuffleNetV2Unit.forward.__globals__["cat_channels"],
+                ShuffleNetV2Unit.forward.__globals__["split_channels"]) == originals
+        assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+        y = model(x)
+        assert isinstance(y, np.ndarray) and y.shape == bound.value.shape
+        assert_bounded(y, bound, type(model).__name__)
+    doubling = _Doubling()
+    with pytest.raises(TypeError, match="Bounded"):
+        propagate(doubling, Bounded.exact(x[:, :2]), np.float32)
+    assert all("forward" not in m.__dict__ for m in doubling.modules()) and ops.add is originals[0]
+    assert doubling(x[:, :2]).shape == (2, 2, 32, 32)
 
 
 # ----------------------------------------------------------------------------- networks

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from error_bounds import Bounded, Observed, _Walk
+from error_bounds import Bounded, Observed, _LeafBounds
 
 from npconv import counting, nn, ops, train
 from npconv.backward import conv2d_backward, conv_transpose2d_backward
@@ -421,7 +421,7 @@ def check_step(skeleton, record: StepRecord, dtype, who):
     model64 = copy.deepcopy(skeleton).double().train()
     model64.load_state_dict(record.state_before)
     names = [name for name, _ in leaves(model64)]
-    forward = _Walk(dtype, True, Observed(record.io, record.state_after), who, record.state_before, 0.1)
+    forward = _LeafBounds(dtype, True, Observed(record.io, record.state_after), who, record.state_before, 0.1)
     backward = _LeafBackwardCheck(record, dtype, who)
     for path, leaf in leaves(model64):
         def shadow_forward(x, *args, path=path, leaf=leaf, **kwargs):
