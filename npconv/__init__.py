@@ -17,16 +17,54 @@ node by node against PyTorch.
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
-from . import engine, formulas, formulas_backward, formulas_layer_backward, layer_backward, models, nn, ops, train
-from .backward import conv2d_backward, conv_transpose2d_backward
+from . import engine, models, nn, train
+from .cost import formulas
+from .cost.formulas import backward as formulas_backward
+from .cost.formulas import layers as formulas_layer_backward
+from .functional import layer_backward
+from .functional import layers as ops
+from .functional.backward import conv2d_backward, conv_transpose2d_backward
 from .convert import from_torch
 from .graph import capture
 from .counting import Tally, count
-from .functional import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
+from .functional.conv import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
 from .geometry import Conv2dGeometry, conv2d_geometry
-from .summary import summary
-from .transpose import ConvTranspose2dGeometry, conv_transpose2d, conv_transpose2d_geometry
-from .tolerance import assert_close_to_reference, assert_within_bound, conv2d_error_bound
+from .cost.summary import summary
+from .functional.conv_transpose import ConvTranspose2dGeometry, conv_transpose2d, conv_transpose2d_geometry
+from .oracle.tolerance import assert_close_to_reference, assert_within_bound, conv2d_error_bound
+
+
+def _keep_former_paths() -> None:
+    """The modules moved into the pipeline's folders keep their former import paths
+    (`import npconv.ops`, `from npconv.tolerance import ...`): each name is registered as an
+    alias of the same module object."""
+    import importlib
+    import sys
+
+    for old, new in _FORMER_PATHS.items():
+        sys.modules[f"{__name__}.{old}"] = importlib.import_module(f"{__name__}.{new}")
+
+
+_FORMER_PATHS = {
+    "transpose": "functional.conv_transpose",
+    "ops": "functional.layers",
+    "elementwise": "functional.elementwise",
+    "pooling": "functional.pooling",
+    "channels": "functional.channels",
+    "backward": "functional.backward",
+    "layer_backward": "functional.layer_backward",
+    "formulas": "cost.formulas",
+    "formulas_backward": "cost.formulas.backward",
+    "formulas_layer_backward": "cost.formulas.layers",
+    "summary": "cost.summary",
+    "cost_backward": "cost.backward",
+    "bounds": "oracle.bounds",
+    "tolerance": "oracle.tolerance",
+    "verify": "oracle.verify",
+    "twins": "oracle.twins",
+    "twins_shufflenet": "oracle.twins_shufflenet",
+}
+_keep_former_paths()
 
 __version__ = "0.1.0"
 

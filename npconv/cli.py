@@ -109,7 +109,7 @@ class Resolved:
         return cls(*self.args, **self.kwargs, rng=0)
 
     def twin(self, seed: int):
-        from . import twins
+        from .oracle import twins
 
         calibration = (2,) + tuple(self.input_shape[1:])
         return twins.build(self.spec.twin, *self.args, seed=seed, calibration_shape=calibration, **self.kwargs)
@@ -321,7 +321,7 @@ def cmd_verify(args) -> int:
         shape = resolved.input_shape
     _need_torch("verify")
     _check_seed(args.seed)
-    from .verify import verify_model
+    from .oracle.verify import verify_model
 
     with _Steps(not args.json) as step:
         if from_spec:
@@ -374,7 +374,7 @@ def _check_seed(seed: int) -> None:
 def _backward_rows(resolved, seed: int, step, twin=None):
     """npconv.cost_backward.backward_cost_table for the resolved model (FlopCounterMode columns when
     a PyTorch twin is given)."""
-    from .cost_backward import backward_cost_table
+    from .cost.backward import backward_cost_table
 
     step(f"counting a training step's backward of {resolved.label}" + (" beside FlopCounterMode" if twin else ""))
     return backward_cost_table(resolved.npconv_model(), resolved.input_shape, torch_model=twin, seed=seed)
@@ -419,7 +419,7 @@ def _spec_summary(args):
     shape = _factory_input(args)
     _need_torch("summary of a model spec")
     from .graph import capture
-    from .summary import graph_summary
+    from .cost.summary import graph_summary
 
     dtype = {"float32": np.float32, "float64": np.float64}[args.dtype]
     with _Steps(not (args.json or args.markdown)) as step:
@@ -440,7 +440,7 @@ def cmd_summary(args) -> int:
         backward, resolved = None, None
         return _print_summary(args, result, label, backward, resolved)
     resolved = resolve(args.model, args.input, args.width, args.num_classes, args.out_channels)
-    from .summary import summary
+    from .cost.summary import summary
 
     dtype = {"float32": np.float32, "float64": np.float64}[args.dtype]
     twin = None
@@ -525,8 +525,9 @@ def cmd_compare(args) -> int:
     _check_seed(args.seed)
     import torch
 
-    from . import formulas, twins
-    from .verify import verify_model
+    from .cost import formulas
+    from .oracle import twins
+    from .oracle.verify import verify_model
 
     c_in, c_out, k, size, batch = args.in_channels, args.out_channels, args.kernel, args.size, args.batch
     pad = k // 2

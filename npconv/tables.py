@@ -433,7 +433,7 @@ def _params_cell(row) -> str:
 
 def summary_grid(result, title: str) -> Grid:
     """npconv summary's table of a `npconv.summary.Summary` ."""
-    from .summary import _compact, _intensity, _other_ops
+    from .cost.summary import _compact, _intensity, _other_ops
 
     fc = result.flop_counter
     columns = [Col("layer", "name", "left"), Col("type", "text", "left"), Col("output", "text", "left"),

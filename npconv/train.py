@@ -225,7 +225,7 @@ def __getattr__(name: str):
     """`backward_cost_table` and `BackwardCostRow` moved to npconv.cost_backward; still
     importable from here."""
     if name in ("backward_cost_table", "BackwardCostRow"):
-        from . import cost_backward
+        from .cost import backward as cost_backward
 
         return getattr(cost_backward, name)
     raise AttributeError(f"module 'npconv.train' has no attribute {name!r}")

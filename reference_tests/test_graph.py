@@ -22,7 +22,7 @@ from npconv import bounds
 from npconv.graph import CaptureError, UnsupportedOpsError, capture
 from npconv.graph.ops import OPS
 from npconv.graph.verify import check_nodes, torch_trace
-from npconv.netstrategies import networks
+from npconv.strategies.random_networks import networks
 from npconv.twins import build
 from npconv.verify import verify_model
 from zoo import ZOO, pytorchcv_model

@@ -17,7 +17,7 @@ taps with i*s_h + p*d_h = a + pad_h, j*s_w + q*d_w = b + pad_w: for each tap p a
 one row i qualifies, so at most n = Cig * kH * kW products, plus the bias (n + 1 terms).
 Any summation order then gives |computed - exact| <= gamma(n+1) * M with
 M = conv_transpose2d(|x|, |w|, |b|) (Higham eq. 3.5), and `bound_from_magnitude` adds
-the float64 reference's own error; see npconv/tolerance.py.
+the float64 reference's own error; see npconv/oracle/tolerance.py.
 """
 
 import numpy as np

@@ -34,10 +34,15 @@ from typing import Callable
 
 import numpy as np
 
-from .. import bounds, counting, elementwise, formulas, ops, pooling
-from ..functional import conv2d
+from .. import counting
+from ..oracle import bounds
+from ..functional import elementwise
+from ..cost import formulas
+from ..functional import layers as ops
+from ..functional import pooling
+from ..functional.conv import conv2d
 from ..geometry import conv2d_geometry
-from ..transpose import conv_transpose2d, conv_transpose2d_geometry
+from ..functional.conv_transpose import conv_transpose2d, conv_transpose2d_geometry
 from .graph import Node, resolve
 
 __all__ = ["OPS", "OpSpec", "run_node", "unsupported_ops"]

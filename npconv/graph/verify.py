@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import bounds, counting
+from .. import counting
+from ..oracle import bounds
 from .graph import Graph, resolve
 from .ops import OPS
 
@@ -221,7 +222,7 @@ def verify(torch_model, x, *, name: str | None = None, progress=None, timing: bo
 
     import torch
 
-    from ..summary import graph_summary
+    from ..cost.summary import graph_summary
     from .capture import capture
 
     step = progress or (lambda description: None)

@@ -25,8 +25,8 @@ tutorial's block, used here, has ReLU6, as TF-Slim's implementation does.
 
 from __future__ import annotations
 
-from .. import ops
-from ..layer_backward import flatten_backward
+from ..functional import layers as ops
+from ..functional.layer_backward import flatten_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d

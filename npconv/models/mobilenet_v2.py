@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
-from ..layer_backward import adaptive_avg_pool2d_backward, flatten_backward, residual_add_backward
+from ..functional import layers as ops
+from ..functional.layer_backward import adaptive_avg_pool2d_backward, flatten_backward, residual_add_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d
@@ -179,7 +179,7 @@ class MobileNetV2(Module):
     def own_cost(self, input_shape, output_shape, child_shapes) -> dict:
         """Closed forms of the network's own forward: the global average pool of `features`'
         output (N, C, H, W): every value added once, one divide per (n, c)."""
-        from ..formulas import adaptive_avg_pool2d_adds, adaptive_avg_pool2d_divides
+        from ..cost.formulas import adaptive_avg_pool2d_adds, adaptive_avg_pool2d_divides
 
         features = child_shapes["features"][1]
         n, c, h, w = features

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
-from ..channels import cat_channels, cat_channels_backward, split_channels, split_channels_backward
-from ..layer_backward import channel_shuffle_backward, residual_add_backward
+from ..functional import layers as ops
+from ..functional.channels import cat_channels, cat_channels_backward, split_channels, split_channels_backward
+from ..functional.layer_backward import channel_shuffle_backward, residual_add_backward
 from ..nn import init
 from ..nn.activation import ReLU
 from ..nn.conv import Conv2d

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
-from ..layer_backward import flatten_backward, residual_add_backward
+from ..functional import layers as ops
+from ..functional.layer_backward import flatten_backward, residual_add_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d, ConvTranspose2d

@@ -3,8 +3,8 @@ forward's input; npconv.layer_backward)."""
 
 from __future__ import annotations
 
-from .. import ops
-from ..layer_backward import relu6_backward, relu_backward
+from ..functional import layers as ops
+from ..functional.layer_backward import relu6_backward, relu_backward
 from .module import Module
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backward import conv2d_backward, conv_transpose2d_backward
-from ..functional import conv2d
+from ..functional.backward import conv2d_backward, conv_transpose2d_backward
+from ..functional.conv import conv2d
 from ..geometry import PADDING_MODES, check_array, int_pair
-from ..transpose import conv_transpose2d
+from ..functional.conv_transpose import conv_transpose2d
 from . import init
 from .module import Module
 

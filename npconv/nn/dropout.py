@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 
-from .. import ops
-from ..layer_backward import dropout_backward
+from ..functional import layers as ops
+from ..functional.layer_backward import dropout_backward
 from . import init
 from .module import Module, is_grad_enabled
 

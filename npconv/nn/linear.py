@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from ..functional import layers as ops
 from ..geometry import check_array
-from ..layer_backward import flatten_backward, linear_backward
+from ..functional.layer_backward import flatten_backward, linear_backward
 from . import init
 from .module import Module
 

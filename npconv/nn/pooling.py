@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
-from ..layer_backward import adaptive_avg_pool2d_backward
+from ..functional import layers as ops
+from ..functional.layer_backward import adaptive_avg_pool2d_backward
 from .module import Module
 
 

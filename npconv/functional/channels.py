@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import counting
-from .dtypes import as_kernel_array, compute_dtype, finish
-from .geometry import check_array
-from .kernels.cat_channels import cat_channels as _cat_kernel
+from .. import counting
+from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..geometry import check_array
+from ..kernels.cat_channels import cat_channels as _cat_kernel
 
 __all__ = ["cat_channels", "cat_channels_backward", "split_channels", "split_channels_backward"]
 

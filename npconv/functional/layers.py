@@ -25,17 +25,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import counting
-from .dtypes import as_kernel_array, compute_dtype, finish
-from .geometry import check_array, int_pair
-from .kernels import adaptive_avg_pool2d as pool_kernel
-from .kernels import add as add_kernel
-from .kernels import batch_norm2d as bn_kernel
-from .kernels import channel_shuffle as shuffle_kernel
-from .kernels import dropout as dropout_kernel
-from .kernels import linear as linear_kernel
-from .kernels import relu as relu_kernel
-from .kernels import relu6 as relu6_kernel
+from .. import counting
+from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..geometry import check_array, int_pair
+from ..kernels import adaptive_avg_pool2d as pool_kernel
+from ..kernels import add as add_kernel
+from ..kernels import batch_norm2d as bn_kernel
+from ..kernels import channel_shuffle as shuffle_kernel
+from ..kernels import dropout as dropout_kernel
+from ..kernels import linear as linear_kernel
+from ..kernels import relu as relu_kernel
+from ..kernels import relu6 as relu6_kernel
 
 __all__ = [
     "BatchNormTrainResult",

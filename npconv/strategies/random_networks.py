@@ -4,7 +4,7 @@ For property-testing whole-network paths (`npconv.capture`, `npconv.convert.from
 against PyTorch:
 
     from hypothesis import given
-    from npconv.netstrategies import networks
+    from npconv.strategies.random_networks import networks
 
     @given(networks())
     def test_capture_matches_torch(spec):
@@ -565,7 +565,7 @@ class NetworkSpec:
         dtype: a torch dtype or NumPy dtype (float32 when None)."""
         import torch
 
-        from .twins import seed_batchnorm
+        from ..oracle.twins import seed_batchnorm
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -850,6 +850,6 @@ def network_and_input(draw, dtype=np.float32, **network_kwargs):
 def export_decompositions():
     """The decomposition table under which every drawn network exports to EXPORT_OPS: the
     one `npconv.capture` uses (npconv.graph.capture.decompositions)."""
-    from .graph.capture import decompositions
+    from ..graph.capture import decompositions
 
     return decompositions()

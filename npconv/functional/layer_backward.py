@@ -32,18 +32,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import counting
+from .. import counting
 from .backward import _check_grad_output
-from .dtypes import check_flag, compute_dtype, finish
-from .geometry import check_array
-from .kernels.adaptive_avg_pool2d_backward import adaptive_avg_pool2d_backward as _pool_backward
-from .kernels.add_backward import residual_add_backward as _residual_add_backward
-from .kernels.batch_norm2d_backward import batch_norm2d_backward_eval, batch_norm2d_backward_train
-from .kernels.channel_shuffle_backward import channel_shuffle_backward as _shuffle_backward
-from .kernels.dropout_backward import dropout_backward as _dropout_backward
-from .kernels.linear_backward import linear_grad_bias, linear_grad_input, linear_grad_weight
-from .kernels.relu6_backward import relu6_backward as _relu6_backward
-from .kernels.relu_backward import relu_backward as _relu_backward
+from ..dtypes import check_flag, compute_dtype, finish
+from ..geometry import check_array
+from ..kernels.adaptive_avg_pool2d_backward import adaptive_avg_pool2d_backward as _pool_backward
+from ..kernels.add_backward import residual_add_backward as _residual_add_backward
+from ..kernels.batch_norm2d_backward import batch_norm2d_backward_eval, batch_norm2d_backward_train
+from ..kernels.channel_shuffle_backward import channel_shuffle_backward as _shuffle_backward
+from ..kernels.dropout_backward import dropout_backward as _dropout_backward
+from ..kernels.linear_backward import linear_grad_bias, linear_grad_input, linear_grad_weight
+from ..kernels.relu6_backward import relu6_backward as _relu6_backward
+from ..kernels.relu_backward import relu_backward as _relu_backward
 
 __all__ = [
     "adaptive_avg_pool2d_backward",

@@ -39,17 +39,17 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import counting
-from .dtypes import as_kernel_array, check_flag, compute_dtype, finish
-from .geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry, torch_dtype_name
-from .kernels.conv2d_grad_bias import conv2d_grad_bias
-from .kernels.conv2d_grad_input import conv2d_grad_input
-from .kernels.conv2d_grad_weight import conv2d_grad_weight
-from .kernels.conv_transpose2d_grad_input import conv_transpose2d_grad_input
-from .kernels.conv_transpose2d_grad_weight import conv_transpose2d_grad_weight
-from .kernels.pad2d import MODE_CODES, padded
-from .kernels.pad2d_grad import pad2d_grad
-from .transpose import ConvTranspose2dGeometry, conv_transpose2d_geometry
+from .. import counting
+from ..dtypes import as_kernel_array, check_flag, compute_dtype, finish
+from ..geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry, torch_dtype_name
+from ..kernels.conv2d_grad_bias import conv2d_grad_bias
+from ..kernels.conv2d_grad_input import conv2d_grad_input
+from ..kernels.conv2d_grad_weight import conv2d_grad_weight
+from ..kernels.conv_transpose2d_grad_input import conv_transpose2d_grad_input
+from ..kernels.conv_transpose2d_grad_weight import conv_transpose2d_grad_weight
+from ..kernels.pad2d import MODE_CODES, padded
+from ..kernels.pad2d_grad import pad2d_grad
+from .conv_transpose import ConvTranspose2dGeometry, conv_transpose2d_geometry
 
 __all__ = ["conv2d_backward", "conv_transpose2d_backward"]
 

@@ -32,9 +32,10 @@ import numbers
 
 import numpy as np
 
-from . import ops, pooling
-from .counting import paused
-from .formulas import adaptive_pool_windows
+from ..functional import layers as ops
+from ..functional import pooling
+from ..counting import paused
+from ..cost.formulas import adaptive_pool_windows
 
 __all__ = [
     "BATCH_NORM_EVAL_ROUNDINGS",

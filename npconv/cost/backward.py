@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import counting
-from .nn import Conv2d, ConvTranspose2d, Linear, Module
-from .train import forward_backward
+from .. import counting
+from ..nn import Conv2d, ConvTranspose2d, Linear, Module
+from ..train import forward_backward
 
 __all__ = ["BackwardCostRow", "backward_cost_table"]
 
@@ -49,7 +49,8 @@ _NETWORKS = {"tiny_mobilenet": "TinyMobileNet", "mobilenet_v1": "MobileNetV1", "
 
 
 def _build_named(name: str, input_shape):
-    from . import models, twins
+    from .. import models
+    from ..oracle import twins
 
     kind = _NETWORKS.get(name, name)
     if kind not in _NETWORKS.values():

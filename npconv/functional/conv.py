@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import counting
-from . import engine as engines
-from .dtypes import as_kernel_array, compute_dtype, finish
-from .geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
-from .kernels import conv2d as conv2d_kernel
-from .kernels.pad2d import padded
+from .. import counting
+from .. import engine as engines
+from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
+from ..kernels import conv2d as conv2d_kernel
+from ..kernels.pad2d import padded
 
 
 def conv2d(
@@ -75,7 +75,7 @@ def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str 
     w = as_kernel_array(weight, dtype)
     b = None if bias is None else as_kernel_array(bias, dtype)
     if engines.resolve(engine) == "fast":
-        from . import fast  # imported on first use: the reference path never loads it
+        from .. import fast  # imported on first use: the reference path never loads it
 
         if fast.covers(g, dtype):
             y, counts = fast.conv2d(x, w, b, g)

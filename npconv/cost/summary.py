@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import counting, formulas
-from .geometry import conv2d_geometry
-from .transpose import conv_transpose2d_geometry
+from .. import counting
+from . import formulas
+from ..geometry import conv2d_geometry
+from ..functional.conv_transpose import conv_transpose2d_geometry
 
 __all__ = ["CONVENTIONS", "LayerRow", "Summary", "flop_counter_by_module", "summary"]
 
@@ -263,7 +264,7 @@ def _engine_reference():
     """Run on the reference kernels (the counted loops a reader reads), whatever the
     current engine, where the engine switch exists."""
     try:
-        from . import engine
+        from .. import engine
     except ImportError:  # pragma: no cover - before the fast tier landed
         return contextlib.nullcontext()
     return engine.use("reference") if hasattr(engine, "use") else contextlib.nullcontext()
@@ -585,8 +586,8 @@ def graph_summary(graph, x, *, torch_model=None, name: str | None = None) -> Sum
     its own counts (its nodes'), the closed forms of npconv.graph.ops summed over its nodes,
     its own parameters, and (torch_model given) FlopCounterMode/2 and sum(numel) per module
     and in total."""
-    from .graph.graph import resolve
-    from .graph.ops import OPS
+    from ..graph.graph import resolve
+    from ..graph.ops import OPS
 
     x = np.asarray(x)
     trace: dict = {}

@@ -22,7 +22,11 @@ grouped by subject, each submodule importing only `_common` and the ones before 
 
 from __future__ import annotations
 
-from . import backward, conv, elementwise, layers, pooling
+from . import backward
+from . import conv
+from . import elementwise
+from . import layers
+from . import pooling
 from .backward import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403

@@ -39,15 +39,15 @@ import numbers
 
 import numpy as np
 
-from . import counting
-from .dtypes import as_kernel_array, compute_dtype, finish
-from .geometry import check_array
-from .kernels import add as add_kernel
-from .kernels import clamp as clamp_kernel
-from .kernels import div as div_kernel
-from .kernels import mul as mul_kernel
-from .kernels import sigmoid as sigmoid_kernel
-from .kernels import sub as sub_kernel
+from .. import counting
+from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..geometry import check_array
+from ..kernels import add as add_kernel
+from ..kernels import clamp as clamp_kernel
+from ..kernels import div as div_kernel
+from ..kernels import mul as mul_kernel
+from ..kernels import sigmoid as sigmoid_kernel
+from ..kernels import sub as sub_kernel
 
 __all__ = [
     "add",

@@ -1,4 +1,4 @@
-"""npconv.netstrategies: random small CNNs as data, built into torch modules.
+"""npconv.strategies.random_networks: random small CNNs as data, built into torch modules.
 
 What is proved:
 * Every drawn NetworkSpec stays within its bounds (channels, spatial sizes), builds, and runs
@@ -26,10 +26,10 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 from twin_utils import one_torch_thread
 
-import npconv.netstrategies as ns
+import npconv.strategies.random_networks as ns
 from npconv.graph.capture import _pad_circular_by_cat
 from npconv.nn.hooks import hooked
-from npconv.netstrategies import (BLOCK_KINDS, EXPORT_OPS, LAYER_KINDS, NetworkSpec, export_decompositions,
+from npconv.strategies.random_networks import (BLOCK_KINDS, EXPORT_OPS, LAYER_KINDS, NetworkSpec, export_decompositions,
                                   network_and_input, networks)
 
 _ = one_torch_thread  # autouse fixture: torch single-threaded in this module
@@ -194,7 +194,7 @@ def test_unknown_kinds_are_refused():
 
 
 def test_import_does_not_import_torch():
-    code = ("import sys, npconv.netstrategies, npconv.strategies\n"
+    code = ("import sys, npconv.strategies.random_networks, npconv.strategies\n"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

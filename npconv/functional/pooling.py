@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import counting
-from .dtypes import as_kernel_array, compute_dtype, finish
-from .geometry import _is_int, check_array
-from .kernels import avg_pool2d as avg_kernel
-from .kernels import max_pool2d as max_kernel
-from .kernels import mean as mean_kernel
+from .. import counting
+from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..geometry import _is_int, check_array
+from ..kernels import avg_pool2d as avg_kernel
+from ..kernels import max_pool2d as max_kernel
+from ..kernels import mean as mean_kernel
 
 __all__ = ["avg_pool2d", "max_pool2d", "mean", "reduced_dims"]
 

@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import counting
+from .. import counting
 from .bounds import gamma, tiny, unit_roundoff
-from .dtypes import compute_dtype
-from .functional import conv2d
-from .geometry import conv2d_geometry
+from ..dtypes import compute_dtype
+from ..functional.conv import conv2d
+from ..geometry import conv2d_geometry
 
 __all__ = [
     "assert_close_to_reference",

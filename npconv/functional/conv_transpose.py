@@ -31,11 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import counting
-from .dtypes import as_kernel_array, compute_dtype, finish
-from .geometry import (_ConvGeometry, _is_int, batched_shapes, check_array, check_same_dtype,
-                       check_stride_groups_kernel, int_pair)
-from .kernels import conv_transpose2d as conv_transpose2d_kernel
+from .. import counting
+from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..geometry import _ConvGeometry, _is_int, batched_shapes, check_array, check_same_dtype, check_stride_groups_kernel, int_pair
+from ..kernels import conv_transpose2d as conv_transpose2d_kernel
 
 _OP = "conv_transpose2d"
 

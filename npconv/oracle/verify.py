@@ -11,7 +11,7 @@ case. The derivation of each bound is in npconv.bounds and npconv.graph.ops; the
 itself in npconv.graph.verify.
 """
 
-from .graph.verify import NodeCheck, VerifyReport, verify
+from ..graph.verify import NodeCheck, VerifyReport, verify
 
 __all__ = ["NodeCheck", "VerifyReport", "verify_model"]
 

@@ -3,7 +3,7 @@
 Every public strategy of npconv is importable from here: conv2d (`conv2d_configs`,
 `conv2d_arrays`, `invalid_conv2d_configs`), conv_transpose2d (`conv_transpose2d_configs`,
 `conv_transpose2d_arrays`), and whole networks (`networks`, `network_and_input`,
-`NetworkSpec`, defined in `npconv.netstrategies`).
+`NetworkSpec`, defined in `npconv.strategies.random_networks`).
 
 The usual pattern draws a configuration, then arrays for it:
 
@@ -41,7 +41,7 @@ seed), with value families: "normal" (standard normal), "integers" (small intege
 that sums are exact), "wide" (magnitudes spread over many binades), and "special"
 (normal values with a few NaN / +-Inf planted in the input).
 
-Whole networks (re-exported from `npconv.netstrategies`, whose docstring lists the layer
+Whole networks (re-exported from `npconv.strategies.random_networks`, whose docstring lists the layer
 vocabulary): `networks()` draws a `NetworkSpec`, pure data that Hypothesis prints as
 re-typeable Python and shrinks towards fewer, plainer layers; `spec.build()` makes the
 torch module (eval mode, seeded) and `spec.input()` a NumPy input for it;
@@ -62,8 +62,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from hypothesis import strategies as st
 
-from .geometry import PADDING_MODES, same_padding
-from .netstrategies import NetworkSpec, network_and_input, networks
+from ..geometry import PADDING_MODES, same_padding
+from .random_networks import NetworkSpec, network_and_input, networks
 
 __all__ = [
     "Conv2dConfig",

@@ -13,7 +13,7 @@ OH x OW output, s stride, d dilation, M channel multiplier of a depthwise layer.
 
 from __future__ import annotations
 
-from ..geometry import Conv2dGeometry, conv_output_size, same_padding
+from ...geometry import Conv2dGeometry, conv_output_size, same_padding
 from ._common import _pair, _taps_inside
 
 __all__ = [
