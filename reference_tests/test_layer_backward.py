@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 from train_helpers import bn_train_backward_bound
 
 import npconv
+from npconv.formulas import adaptive_pool_ranges
 from npconv import counting, formulas_layer_backward, ops
 from npconv.layer_backward import (adaptive_avg_pool2d_backward, batch_norm2d_backward, flatten_backward,
                                    linear_backward, relu6_backward, relu_backward, residual_add_backward)
@@ -352,8 +353,8 @@ def test_relu6_backward_at_the_corners():
 def _covering(size: int, out: int) -> int:
     """The most adaptive windows of an axis that contain one position."""
     cover = np.zeros(size, dtype=np.int64)
-    for i in range(out):
-        cover[(i * size) // out:((i + 1) * size + out - 1) // out] += 1
+    for start, end in adaptive_pool_ranges(size, out):
+        cover[start:end] += 1
     return int(cover.max())
 
 

@@ -422,7 +422,9 @@ def test_dropout_rejects_probabilities_outside_unit_interval_like_torch():
 
 def _pool_adds(N, C, H, W, OH, OW):
     """Closed form: each output cell sums its window, rows [floor(iH/OH), ceil((i+1)H/OH)),
-    so the adds are N*C * (sum of the row-window lengths) * (sum of the column-window lengths)."""
+    so the adds are N*C * (sum of the row-window lengths) * (sum of the column-window lengths).
+    Written with ceil as -(-a // b) on purpose: an independent derivation of PyTorch's rule,
+    which test_bounds.py also holds against npconv.formulas.adaptive_pool_ranges."""
     rows = sum(-(-(i + 1) * H // OH) - (i * H) // OH for i in range(OH))
     cols = sum(-(-(j + 1) * W // OW) - (j * W) // OW for j in range(OW))
     return N * C * rows * cols

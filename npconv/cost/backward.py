@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import counting
 from ..nn import Conv2d, ConvTranspose2d, Linear, Module
+from ..nn.hooks import hooked
 from ..train import forward_backward
 
 __all__ = ["BackwardCostRow", "backward_cost_table"]
@@ -169,22 +170,18 @@ def _flop_counter_columns(rows: list[BackwardCostRow], torch_model, x: np.ndarra
         raise ValueError(f"backward_cost_table(): the torch model has no module(s) {missing}: "
                          "it must have npconv's module tree")
     saved = {}
-    handles = []
-    for row in rows:
-        def keep(mod, args, output, name=row.layer):
+    wanted = {row.layer for row in rows}
+
+    def keep(name, mod, args, output):
+        if name in wanted:
             saved[name] = (args[0].detach(), output.detach())
-        handles.append(by_name[row.layer].register_forward_hook(keep))
+
     root = type(twin).__name__
-    try:
-        tx = torch.from_numpy(x)
-        with FlopCounterMode(display=False) as counter:
-            # through a scalar L = sum(output * gy): FlopCounterMode attributes a module's
-            # backward by hooks on its outputs' gradients, which do not fire for a gradient
-            # handed to .backward() directly; mul and sum have no FLOP formula
-            (twin(tx) * torch.from_numpy(gy)).sum().backward()
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hooked(twin, post=keep), FlopCounterMode(display=False) as counter:
+        # through a scalar L = sum(output * gy): FlopCounterMode attributes a module's
+        # backward by hooks on its outputs' gradients, which do not fire for a gradient
+        # handed to .backward() directly; mul and sum have no FLOP formula
+        (twin(torch.from_numpy(x)) * torch.from_numpy(gy)).sum().backward()
     counts = counter.get_flop_counts()
     for row in rows:
         module = by_name[row.layer]

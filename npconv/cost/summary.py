@@ -48,6 +48,7 @@ import numpy as np
 from .. import counting
 from . import formulas
 from ..geometry import conv2d_geometry
+from ..nn.hooks import hooked
 from ..functional.conv_transpose import conv_transpose2d_geometry
 
 __all__ = ["CONVENTIONS", "LayerRow", "Summary", "flop_counter_by_module", "summary"]
@@ -246,18 +247,14 @@ def _recording(model):
     shape) of each call by module identity."""
     calls: dict[int, list] = {}
 
-    def record(module, args, output):
+    def record(name, module, args, output):
         first = args[0] if args else None
         calls.setdefault(id(module), []).append(
             (tuple(first.shape) if hasattr(first, "shape") else None,
              tuple(output.shape) if hasattr(output, "shape") else None))
 
-    handles = [module.register_forward_hook(record) for module in model.modules()]
-    try:
+    with hooked(model, post=record):
         yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _engine_reference():

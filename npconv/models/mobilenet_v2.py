@@ -32,16 +32,15 @@ N(0, 0.01) with zero bias.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..functional import layers as ops
-from ..functional.layer_backward import adaptive_avg_pool2d_backward, flatten_backward, residual_add_backward
+from ..functional.layer_backward import adaptive_avg_pool2d_backward, flatten_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d
 from ..nn.dropout import Dropout
 from ..nn.linear import Linear
 from ..nn.module import Module, Sequential
+from .residual import ResidualBranch
 from ..nn.normalization import BatchNorm2d
 
 # (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper.
@@ -82,7 +81,7 @@ class Conv2dNormActivation(Sequential):
         self.out_channels = out_channels
 
 
-class InvertedResidual(Module):
+class InvertedResidual(ResidualBranch):
     """torchvision's MobileNetV2 block: [1x1 expand to round(inp * expand_ratio), BN, ReLU6,]
     3x3 depthwise with `stride`, BN, ReLU6, 1x1 linear projection to oup, BN; plus the input
     when stride == 1 and inp == oup (`use_res_connect`). Convolutions have no bias."""
@@ -106,21 +105,9 @@ class InvertedResidual(Module):
         self.conv = Sequential(*layers)
         self.out_channels = oup
 
-    def forward(self, x):
-        if self.use_res_connect:
-            return ops.add(x, self.conv(x))
-        return self.conv(x)
-
-    def backward(self, grad):
-        grad_branch = self.conv.backward(grad)
-        if self.use_res_connect and grad_branch is not None:
-            return residual_add_backward(grad, grad_branch)  # x feeds the shortcut and conv: the sum at the fork
-        return grad_branch
-
-    def own_cost(self, input_shape, output_shape, child_shapes) -> dict:
-        """Closed forms of this block's own forward (not its children's): one add per output
-        element when the input is added back."""
-        return {"residual_adds": int(np.prod(output_shape, dtype=np.int64)) if self.use_res_connect else 0}
+    @property
+    def shortcut(self) -> bool:
+        return self.use_res_connect
 
 
 class MobileNetV2(Module):

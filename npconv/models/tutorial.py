@@ -27,15 +27,14 @@ writes its `backward` under its `forward`: the same data flow in reverse.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..functional import layers as ops
-from ..functional.layer_backward import flatten_backward, residual_add_backward
+from ..functional.layer_backward import flatten_backward
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d, ConvTranspose2d
 from ..nn.linear import Linear
 from ..nn.module import Module, Sequential
+from .residual import ResidualBranch
 from ..nn.normalization import BatchNorm2d
 from ..nn.pooling import AdaptiveAvgPool2d
 
@@ -96,7 +95,7 @@ class MobileNetBlock(Module):
         return grad
 
 
-class InvertedResidual(Module):
+class InvertedResidual(ResidualBranch):
     """The tutorial's inverted residual block (after Sandler et al. 2018, Sec. 3.3): expand
     1x1 to in_ch*expand_ratio channels (skipped when expand_ratio == 1), 3x3 depthwise with
     `stride`, project 1x1 to out_ch with no activation (a linear bottleneck); the input is
@@ -125,21 +124,9 @@ class InvertedResidual(Module):
         ])
         self.conv = Sequential(*layers)
 
-    def forward(self, x):
-        if self.use_residual:
-            return ops.add(x, self.conv(x))
-        return self.conv(x)
-
-    def backward(self, grad):
-        grad_branch = self.conv.backward(grad)
-        if self.use_residual and grad_branch is not None:
-            return residual_add_backward(grad, grad_branch)  # x feeds the shortcut and conv: the sum at the fork
-        return grad_branch
-
-    def own_cost(self, input_shape, output_shape, child_shapes) -> dict:
-        """Closed forms of this block's own forward (not its children's): one add per output
-        element when the input is added back."""
-        return {"residual_adds": int(np.prod(output_shape, dtype=np.int64)) if self.use_residual else 0}
+    @property
+    def shortcut(self) -> bool:
+        return self.use_residual
 
 
 class HybridBlock(Module):
