@@ -123,6 +123,17 @@ def _measure(actual, expected, bound) -> tuple[float, float]:
     return (float(err.max()) if err.size else 0.0), (worst if same_class else float("inf"))
 
 
+def _pairs(actual, expected, bound, factor: float) -> list:
+    """(PyTorch's, npconv's, bound) per output of a node; bound None: exact. A node with
+    several outputs has a bound per output, and an output whose bound is None under a bounded
+    op is one nothing reads (BatchNorm's saved statistics in eval mode): not compared."""
+    if not isinstance(actual, (tuple, list)):
+        return [(actual, expected, None if bound is None else factor * bound)]
+    if bound is None:
+        return list(zip(actual, expected, [None] * len(actual)))
+    return [(a, e, factor * b) for a, e, b in zip(actual, expected, bound) if b is not None]
+
+
 def check_nodes(graph: Graph, trace: dict, u: float) -> list[NodeCheck]:
     """Part 2 of the module docstring for PyTorch's `trace` (torch_trace) computed with unit
     roundoff u."""
@@ -137,21 +148,12 @@ def check_nodes(graph: Graph, trace: dict, u: float) -> list[NodeCheck]:
             spec = OPS[node.op]
             args, kwargs = resolve(node.args, env), resolve(node.kwargs, env)
             actual = trace[node.name]
-            if spec.bound is None:
-                expected = spec.run(*args, **kwargs)
-                pairs = [(actual, expected, None)]
-            else:
-                args64, kwargs64 = _widen(args), _widen(kwargs)
-                expected = spec.run(*args64, **kwargs64)
-                bound = spec.bound(dtype, *args64, **kwargs64)
-                factor = bounds.both_sides(u)
-                if isinstance(expected, tuple):
-                    pairs = [(a, e, None if b is None else factor * b) for a, e, b in zip(actual, expected, bound)
-                             if b is not None]
-                else:
-                    pairs = [(actual, expected, factor * bound)]
-            if isinstance(actual, (tuple, list)) and spec.bound is None:
-                pairs = list(zip(actual, expected, [None] * len(actual)))
+            if spec.bound is None:  # exact: evaluated in PyTorch's dtype, compared bit for bit
+                expected, bound = spec.run(*args, **kwargs), None
+            else:                   # evaluated in float64, within the node's bound
+                args, kwargs = _widen(args), _widen(kwargs)
+                expected, bound = spec.run(*args, **kwargs), spec.bound(dtype, *args, **kwargs)
+            pairs = _pairs(actual, expected, bound, bounds.both_sides(u))
             worst_error, worst_ratio = 0.0, 0.0
             for a, e, b in pairs:
                 error, ratio = _measure(a, e, b)
