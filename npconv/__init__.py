@@ -17,7 +17,11 @@ node by node against PyTorch.
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
-from . import engine, models, nn, train
+from . import _numba_cache
+
+_numba_cache.configure()  # before any kernel is compiled: the cache follows the kernels' sources
+
+from . import engine, models, nn, train  # noqa: E402
 from .cost import formulas
 from .cost.formulas import backward as formulas_backward
 from .cost.formulas import layers as formulas_layer_backward
