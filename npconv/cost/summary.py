@@ -392,7 +392,7 @@ def flop_counter_by_module(torch_model, input_shape, dtype=None) -> dict[str, in
     from torch.utils.flop_counter import FlopCounterMode
 
     root = type(torch_model).__name__
-    dtype = dtype or next(torch_model.parameters()).dtype
+    dtype = dtype or next((p.dtype for p in torch_model.parameters()), torch.float32)  # float32 without parameters
     x = torch.zeros(tuple(input_shape), dtype=dtype)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         torch_model(x)
@@ -482,7 +482,8 @@ def summary(model, input_shape=None, *, dtype=np.float32, input=None, torch_mode
     total_fc = None
     torch_total_params = None
     if flop_counter:
-        total_fc, torch_total_params = _add_torch_columns(rows, torch_model, input_shape, model)
+        total_fc, torch_total_params = _add_torch_columns(rows, torch_model, input_shape,
+                                                          int(sum(p.size for p in model.parameters())))
 
     total_params = int(sum(p.size for p in model.parameters()))
     total = _totals(rows, tally, total_params, total_fc, torch_total_params)
@@ -525,18 +526,21 @@ def _flop_counter_total(rows, flops: dict) -> int:
     return total_fc
 
 
-def _add_torch_columns(rows, torch_model, input_shape, model) -> tuple[int, int]:
-    """Fill flop_counter_macs, torch_params and disagreements; return (FlopCounterMode
-    total / 2, the twin's sum(numel))."""
+def _add_torch_columns(rows, torch_model, input_shape, params: int) -> tuple[int, int]:
+    """Fill flop_counter_macs, torch_params and disagreements row by row from the PyTorch
+    model (the twin of an npconv model, or the model a graph was captured from), whose
+    module names are the rows' names; `params` is npconv's total. FlopCounterMode's figure
+    for a module includes its children, so a row gets its module's figure less its
+    children's. Returns (FlopCounterMode total / 2, the PyTorch model's sum(numel))."""
     flops = flop_counter_by_module(torch_model, input_shape)
     torch_modules = dict(torch_model.named_modules())
-    children = {name: [f"{name}.{c}" if name else c for c, _ in module.named_children()]
-                for name, module in torch_modules.items()}
     for row in rows:
-        if row.name not in torch_modules:
-            row.disagreements.append("no module of this name in the PyTorch twin")
+        module = torch_modules.get(row.name)
+        if module is None:
+            row.disagreements.append("no module of this name in the PyTorch model")
             continue
-        own_flops = flops.get(row.name, 0) - sum(flops.get(c, 0) for c in children[row.name])
+        children = [f"{row.name}.{c}" if row.name else c for c, _ in module.named_children()]
+        own_flops = flops.get(row.name, 0) - sum(flops.get(c, 0) for c in children)
         if own_flops % 2:
             row.disagreements.append(f"FlopCounterMode reports an odd {own_flops:,} FLOPs")
         row.flop_counter_macs = own_flops // 2
@@ -544,16 +548,16 @@ def _add_torch_columns(rows, torch_model, input_shape, model) -> tuple[int, int]
             row.disagreements.append(
                 f"FlopCounterMode/2 = {row.flop_counter_macs:,} != counted {row.macs:,} MACs "
                 f"({_factor(row.macs, row.flop_counter_macs)})")
-        torch_module = torch_modules[row.name]
-        row.torch_params = int(sum(p.numel() for p in torch_module.parameters(recurse=False)))
+        row.torch_params = int(sum(p.numel() for p in module.parameters(recurse=False)))
         if row.torch_params != row.params:
-            row.disagreements.append(f"PyTorch twin has {row.torch_params:,} parameters here, npconv {row.params:,}")
+            row.disagreements.append(f"the PyTorch model has {row.torch_params:,} parameters here, "
+                                     f"npconv {row.params:,}")
     total_fc = _flop_counter_total(rows, flops)
     torch_total = int(sum(p.numel() for p in torch_model.parameters()))
-    npconv_total = int(sum(p.size for p in model.parameters()))
-    if torch_total != npconv_total:
+    if torch_total != params:
         rows.append(LayerRow("(total)", "parameters", None, None, torch_params=torch_total,
-                             disagreements=[f"sum(numel) of the twin {torch_total:,} != npconv {npconv_total:,}"]))
+                             disagreements=[f"sum(numel) of the PyTorch model {torch_total:,} != npconv's "
+                                            f"{params:,}"]))
     return total_fc, torch_total
 
 
@@ -626,41 +630,7 @@ def graph_summary(graph, x, *, torch_model=None, name: str | None = None) -> Sum
 
     total_fc = torch_total = None
     if torch_model is not None:
-        total_fc, torch_total = _add_graph_torch_columns(rows, torch_model, x, graph)
+        total_fc, torch_total = _add_torch_columns(rows, torch_model, x.shape, graph.param_count)
     total = _totals(rows, tally, graph.param_count, total_fc, torch_total)
     return Summary(name or graph.name, tuple(x.shape), x.dtype.name, rows, total, [], torch_model is not None,
                    output)
-
-
-def _add_graph_torch_columns(rows, torch_model, x, graph) -> tuple[int, int]:
-    """FlopCounterMode/2 and the model's own parameter count per row and in total; every
-    disagreement listed on its row (FlopCounterMode's figure for a module includes its
-    children, so a row gets its module's figure less its children's)."""
-    import torch
-
-    flops = flop_counter_by_module(torch_model, x.shape, dtype=torch.float32 if x.dtype == np.float32 else None)
-    modules = dict(torch_model.named_modules())
-    for row in rows:
-        module = modules.get(row.name)
-        if module is None:
-            row.disagreements.append("no module of this name in the PyTorch model")
-            continue
-        children = [f"{row.name}.{c}" if row.name else c for c, _ in module.named_children()]
-        own = flops.get(row.name, 0) - sum(flops.get(c, 0) for c in children)
-        row.flop_counter_macs = own // 2
-        if own % 2:
-            row.disagreements.append(f"FlopCounterMode reports an odd {own:,} FLOPs")
-        elif row.flop_counter_macs != row.macs:
-            row.disagreements.append(f"FlopCounterMode/2 = {row.flop_counter_macs:,} != counted {row.macs:,} MACs "
-                                     f"({_factor(row.macs, row.flop_counter_macs)})")
-        row.torch_params = int(sum(p.numel() for p in module.parameters(recurse=False)))
-        if row.torch_params != row.params:
-            row.disagreements.append(f"the model has {row.torch_params:,} parameters here, the graph uses "
-                                     f"{row.params:,}")
-    total_fc = _flop_counter_total(rows, flops)
-    torch_total = int(sum(p.numel() for p in torch_model.parameters()))
-    if torch_total != graph.param_count:
-        rows.append(LayerRow("(total)", "parameters", None, None, torch_params=torch_total,
-                             disagreements=[f"sum(numel) of the model {torch_total:,} != the graph's "
-                                            f"{graph.param_count:,}"]))
-    return total_fc, torch_total

@@ -181,7 +181,7 @@ def graph_from_program(program, name: str) -> Graph:
         nodes.append(Node(fx_node.name, _op_name(fx_node.target), _convert(tuple(fx_node.args)),
                           _convert(dict(fx_node.kwargs)), module, module_type.rsplit(".", 1)[-1],
                           _user_name(fx_node, module_type)))
-    return Graph(name, inputs, nodes, output, parameters, buffers, fqn, modules)
+    return Graph(name, inputs, nodes, output, parameters, buffers, fqn, modules, program)
 
 
 def capture(model, example_input, *, strict: bool = False, name: str | None = None, check: bool = True) -> Graph:
@@ -193,5 +193,4 @@ def capture(model, example_input, *, strict: bool = False, name: str | None = No
     missing = unsupported_ops(graph.nodes)
     if check and missing:
         raise UnsupportedOpsError(missing)
-    graph.program = program  # kept for running the same nodes in PyTorch (npconv.graph.verify)
     return graph

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .. import counting, engine as engines
+from .. import engine as engines
 
 __all__ = ["Graph", "Node", "Ref", "resolve"]
 
@@ -75,7 +75,8 @@ class Graph:
     output: a Ref (or a tuple of Refs) naming what the network returns; parameters and
     buffers: graph name -> NumPy array; fqn: graph name -> the state_dict key it came from
     ("features.0.conv.weight"); modules: qualified module name -> class name, for every module
-    a node came from."""
+    a node came from; program: the ExportedProgram it was captured from (None for a graph built
+    by hand), whose nodes npconv.graph.verify runs in PyTorch."""
 
     name: str
     inputs: list
@@ -85,6 +86,7 @@ class Graph:
     buffers: dict
     fqn: dict
     modules: dict = field(default_factory=dict)
+    program: object = field(default=None, repr=False, compare=False)  # torch's ExportedProgram, for verify
 
     def __call__(self, *inputs, engine: str | None = None):
         return self.run(*inputs, engine=engine)
@@ -128,10 +130,3 @@ class Graph:
         if trace is not None:
             trace.update({node.name: env[node.name] for node in self.nodes})
         return resolve(self.output, env)
-
-    def counts_by_module(self, *inputs) -> counting.Tally:
-        """One counted run (reference engine) on `inputs`; the Tally's by_layer is keyed by
-        each node's module name."""
-        with counting.count() as tally:
-            self.run(*inputs, engine="reference")
-        return tally

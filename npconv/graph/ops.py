@@ -42,6 +42,7 @@ from ..functional import layers as ops
 from ..functional import pooling
 from ..functional.conv import conv2d
 from ..geometry import conv2d_geometry
+from ..kernels.pad2d import padded
 from ..functional.conv_transpose import conv_transpose2d, conv_transpose2d_geometry
 from .graph import Node, resolve
 
@@ -88,11 +89,6 @@ def _copy(fn, user: str, op: str) -> OpSpec:
 
 
 # ----------------------------------------------------------------------------- convolution
-
-
-def _conv_args(stride, padding, dilation, transposed, output_padding, groups):
-    return dict(stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation), transposed=bool(transposed),
-                output_padding=tuple(output_padding), groups=int(groups))
 
 
 def _convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups):
@@ -237,8 +233,8 @@ def _mean(x, dim=None, keepdim=False, dtype=None):
     return pooling.mean(x, list(range(np.ndim(x))) if dim is None else dim, keepdim)
 
 
-def _mean_bound(dtype, x, dim=None, keepdim=False, dtype_arg=None):
-    return bounds.mean_bound(x, list(range(np.ndim(x))) if dim is None else dim, keepdim, dtype)
+def _mean_bound(working_dtype, x, dim=None, keepdim=False, dtype=None):
+    return bounds.mean_bound(x, list(range(np.ndim(x))) if dim is None else dim, keepdim, working_dtype)
 
 
 def _mean_formula(out, x, dim=None, keepdim=False, dtype=None):
@@ -300,8 +296,6 @@ def _expand(x, size, implicit=False):
 def _pad(x, pad, mode: str):
     """reflection_pad2d / replication_pad2d: pad = (left, right, top, bottom), by the kernel
     that nn.Conv2d's padding modes use."""
-    from ..kernels.pad2d import padded
-
     left, right, top, bottom = pad
     batched = np.ndim(x) == 4
     y = padded(np.ascontiguousarray(x if batched else x[np.newaxis]), top, bottom, left, right, mode)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import counting
+from ..nn.module import to_numpy
 from ..oracle import bounds
 from .graph import Graph, resolve
 from .ops import OPS
@@ -58,11 +59,10 @@ class NodeCheck:
 
 
 def _to_numpy(value):
+    """A node's torch output as NumPy (tuples and lists of them element by element)."""
     if isinstance(value, (tuple, list)):
         return type(value)(_to_numpy(v) for v in value)
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return value
+    return to_numpy(value) if hasattr(value, "detach") else value
 
 
 def torch_trace(graph: Graph, x, dtype=None) -> dict:
