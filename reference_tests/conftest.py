@@ -7,6 +7,10 @@ Profiles, chosen by the environment variable NPCONV_HYPOTHESIS_PROFILE:
               (properties that run a whole network each example - test_models, test_from_torch's
               known-classes property, test_train - take a fifth or a third of the profile's count)
 A failure found while exploring becomes an @example or a regression test before the fix.
+
+NPCONV_HYPOTHESIS_DB, when set, is the example database of the dev and thorough profiles: a directory or a
+redis:// URL that all workers of a campaign share, so a failure found by one replays on all
+(npconv.strategies.example_database; docs/testing.md).
 """
 
 import os
@@ -16,9 +20,15 @@ from hypothesis import HealthCheck, settings
 
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
+_EXPLORING = dict(_COMMON)  # the random profiles; derandomized ones use no database (Hypothesis forbids it)
+if os.environ.get("NPCONV_HYPOTHESIS_DB"):  # a directory or redis:// URL shared by a campaign's workers
+    from npconv.strategies import example_database
+
+    _EXPLORING["database"] = example_database(os.environ["NPCONV_HYPOTHESIS_DB"])
+
 settings.register_profile("ci", max_examples=25, derandomize=True, print_blob=True, **_COMMON)
-settings.register_profile("dev", max_examples=100, print_blob=True, **_COMMON)
-settings.register_profile("thorough", max_examples=2000, print_blob=True, **_COMMON)
+settings.register_profile("dev", max_examples=100, print_blob=True, **_EXPLORING)
+settings.register_profile("thorough", max_examples=2000, print_blob=True, **_EXPLORING)
 settings.load_profile(os.environ.get("NPCONV_HYPOTHESIS_PROFILE", "ci"))
 
 

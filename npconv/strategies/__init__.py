@@ -3,7 +3,8 @@
 Every public strategy of npconv is importable from here: conv2d (`conv2d_configs`,
 `conv2d_arrays`, `invalid_conv2d_configs`), conv_transpose2d (`conv_transpose2d_configs`,
 `conv_transpose2d_arrays`), and whole networks (`networks`, `network_and_input`,
-`NetworkSpec`, defined in `npconv.strategies.random_networks`).
+`NetworkSpec`, defined in `npconv.strategies.random_networks`), and a Hypothesis example
+database shared across processes and machines (`example_database`, in `.database`).
 
 The usual pattern draws a configuration, then arrays for it:
 
@@ -63,9 +64,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..geometry import PADDING_MODES, same_padding
+from .database import example_database
 from .random_networks import NetworkSpec, network_and_input, networks
 
 __all__ = [
+    "example_database",
     "Conv2dConfig",
     "conv2d_configs",
     "conv2d_arrays",
