@@ -526,13 +526,15 @@ def _flop_counter_total(rows, flops: dict) -> int:
     return total_fc
 
 
-def _add_torch_columns(rows, torch_model, input_shape, params: int) -> tuple[int, int]:
+def _add_torch_columns(rows, torch_model, input_shape, params: int, flops: dict | None = None) -> tuple[int, int]:
     """Fill flop_counter_macs, torch_params and disagreements row by row from the PyTorch
     model (the twin of an npconv model, or the model a graph was captured from), whose
     module names are the rows' names; `params` is npconv's total. FlopCounterMode's figure
     for a module includes its children, so a row gets its module's figure less its
-    children's. Returns (FlopCounterMode total / 2, the PyTorch model's sum(numel))."""
-    flops = flop_counter_by_module(torch_model, input_shape)
+    children's. `flops`: flop_counter_by_module's result, when the caller ran it already.
+    Returns (FlopCounterMode total / 2, the PyTorch model's sum(numel))."""
+    if flops is None:
+        flops = flop_counter_by_module(torch_model, input_shape)
     torch_modules = dict(torch_model.named_modules())
     for row in rows:
         module = torch_modules.get(row.name)
@@ -581,12 +583,12 @@ def _flat(value):
         yield value
 
 
-def graph_summary(graph, x, *, torch_model=None, name: str | None = None) -> Summary:
+def graph_summary(graph, x, *, torch_model=None, name: str | None = None, flops: dict | None = None) -> Summary:
     """Per-module cost of a captured graph (npconv.capture) on input `x`: one counted run on
     the reference kernels, one row per module that a node or a parameter belongs to, with
     its own counts (its nodes'), the closed forms of npconv.graph.ops summed over its nodes,
     its own parameters, and (torch_model given) FlopCounterMode/2 and sum(numel) per module
-    and in total."""
+    and in total (`flops`: flop_counter_by_module(torch_model, x.shape), if already run)."""
     from ..graph.graph import resolve
     from ..graph.ops import OPS
 
@@ -630,7 +632,7 @@ def graph_summary(graph, x, *, torch_model=None, name: str | None = None) -> Sum
 
     total_fc = torch_total = None
     if torch_model is not None:
-        total_fc, torch_total = _add_torch_columns(rows, torch_model, x.shape, graph.param_count)
+        total_fc, torch_total = _add_torch_columns(rows, torch_model, x.shape, graph.param_count, flops)
     total = _totals(rows, tally, graph.param_count, total_fc, torch_total)
     return Summary(name or graph.name, tuple(x.shape), x.dtype.name, rows, total, [], torch_model is not None,
                    output)

@@ -24,6 +24,7 @@ network is vacuous (10^18 times the output for MobileNetV1), so the node checks 
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import counting
+from .. import engine as engines
 from ..nn.module import to_numpy
 from ..oracle import bounds
 from .graph import Graph, resolve
@@ -134,16 +136,19 @@ def _pairs(actual, expected, bound, factor: float) -> list:
     return [(a, e, factor * b) for a, e, b in zip(actual, expected, bound) if b is not None]
 
 
-def check_nodes(graph: Graph, trace: dict, u: float) -> list[NodeCheck]:
+def check_nodes(graph: Graph, trace: dict, u: float, engine: str | None = None) -> list[NodeCheck]:
     """Part 2 of the module docstring for PyTorch's `trace` (torch_trace) computed with unit
-    roundoff u."""
+    roundoff u, npconv's side on `engine` (None: the current one). Either engine is sound here:
+    a float64 evaluation in any summation order stays within γ_n(2⁻⁵³)·M of the exact value,
+    and every bound already carries that term."""
     dtype = {bounds.U32: np.float32, bounds.U64: np.float64, bounds.U16: np.float16}[u]
     env = dict(graph.parameters)
     env.update(graph.buffers)
     env = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in env.items()}
     env.update(trace)
     checks = []
-    with counting.paused():
+    use = engines.use(engine) if engine is not None else contextlib.nullcontext()
+    with counting.paused(), use:
         for node in graph.nodes:
             spec = OPS[node.op]
             args, kwargs = resolve(node.args, env), resolve(node.kwargs, env)
@@ -174,7 +179,7 @@ class VerifyReport:
     checks32: list                   # NodeCheck per node, PyTorch float32
     checks64: list                   # NodeCheck per node, PyTorch float64
     end_to_end: dict
-    times: dict                      # seconds: "export", "torch_trace", "checks", "count" and forward medians
+    times: dict                      # seconds per step (STEP_OWNERS) and the forward medians
     failures: list = field(default_factory=list)
 
     @property
@@ -214,17 +219,30 @@ class VerifyReport:
         }
 
 
+# Who does the work of each timed step of verify: PyTorch (the system under test) or npconv.
+STEP_OWNERS = {
+    "export": "torch",         # torch.export and core ATen decompositions (npconv.capture)
+    "torch_nodes": "torch",    # PyTorch runs every exported node, float32 and float64
+    "checks": "npconv",        # npconv evaluates every node on PyTorch's inputs, float64
+    "flop_counter": "torch",   # FlopCounterMode on the model
+    "count": "npconv",         # npconv runs the graph counting (float32), and once in float64
+    "torch_eager": "torch",    # the model's eager forward, float32 and float64
+}
+
+
 def verify(torch_model, x, *, name: str | None = None, progress=None, timing: bool = True,
-           graph: Graph | None = None, strict: bool = False) -> VerifyReport:
+           graph: Graph | None = None, strict: bool = False, engine: str = "reference") -> VerifyReport:
     """Verify npconv against `torch_model` (any nn.Module torch.export captures, put in eval
     mode) on input `x` (a float32 NumPy array): the module docstring's checks, plus
     (timing=True) the median time of one forward pass in PyTorch and on each npconv engine,
-    interleaved. `progress(description)` is called before each step."""
+    interleaved. `progress(description)` is called before each step. `engine` evaluates
+    npconv's float64 side (the node checks and the end-to-end float64 run; check_nodes says
+    why either engine is sound); the counted run is always the reference kernels'."""
     import copy
 
     import torch
 
-    from ..cost.summary import graph_summary
+    from ..cost.summary import flop_counter_by_module, graph_summary
     from .capture import capture
 
     step = progress or (lambda description: None)
@@ -247,14 +265,17 @@ def verify(torch_model, x, *, name: str | None = None, progress=None, timing: bo
 
     step("node by node: each PyTorch node against npconv on the same inputs")
     start = time.perf_counter()
-    checks32 = check_nodes(graph, trace32, bounds.U32)
-    checks64 = check_nodes(graph, trace64, bounds.U64)
+    checks32 = check_nodes(graph, trace32, bounds.U32, engine)
+    checks64 = check_nodes(graph, trace64, bounds.U64, engine)
     times["checks"] = time.perf_counter() - start
 
-    step("npconv runs the graph on its kernels, counting; FlopCounterMode on the model")
+    step("FlopCounterMode on the model; npconv runs the graph on its kernels, counting")
     start = time.perf_counter()
-    cost = graph_summary(graph, x, torch_model=torch_model)
-    y_n64 = graph.astype(np.float64).run(x.astype(np.float64), engine="reference")
+    flops = flop_counter_by_module(torch_model, x.shape)
+    times["flop_counter"] = time.perf_counter() - start
+    start = time.perf_counter()
+    cost = graph_summary(graph, x, torch_model=torch_model, flops=flops)
+    y_n64 = graph.astype(np.float64).run(x.astype(np.float64), engine=engine)
     times["count"] = time.perf_counter() - start
 
     failures = [f"formula mismatch: {line}" for line in cost.mismatches]
@@ -266,9 +287,11 @@ def verify(torch_model, x, *, name: str | None = None, progress=None, timing: bo
                 failures.append(f"{label}: {what} differs from npconv by {c.max_error:.3e}, "
                                 + ("an exact op" if c.exact else f"{c.ratio:.3g}x its rounding bound"))
 
+    start = time.perf_counter()
     with torch.no_grad():
         y_t32 = torch_model(torch.from_numpy(x)).numpy()
         y_t64 = copy.deepcopy(torch_model).double()(torch.from_numpy(x.astype(np.float64))).numpy()
+    times["torch_eager"] = time.perf_counter() - start
     y_n32 = np.asarray(cost.output)
     scale = float(np.abs(y_n64).max()) if y_n64.size else 0.0
 
