@@ -32,6 +32,7 @@ from .convert import from_torch
 from .graph import capture
 from .counting import Tally, count
 from .functional.conv import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
+from .functional.pad import pad
 from .geometry import Conv2dGeometry, conv2d_geometry
 from .cost.summary import summary
 from .functional.conv_transpose import ConvTranspose2dGeometry, conv_transpose2d, conv_transpose2d_geometry

@@ -63,7 +63,14 @@ def _leaf_converters(torch_nn):
                                   m.output_padding, m.groups, m.bias is not None, m.dilation, m.padding_mode)
 
     def batch_norm2d(m):
-        return nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+        # The parameters and buffers the module has (bias=False: a weight and no bias;
+        # track_running_stats=False: no buffers), then its flags as they are: PyTorch's forward
+        # reads the flag and the buffers separately (a module whose track_running_stats was
+        # switched off after construction keeps its buffers, and uses them in eval mode).
+        layer = nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.weight is not None, m.running_mean is not None,
+                               bias=m.bias is not None)
+        layer.affine, layer.track_running_stats = bool(m.affine), bool(m.track_running_stats)
+        return layer
 
     return {
         torch_nn.Conv2d: conv2d,

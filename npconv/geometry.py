@@ -12,9 +12,18 @@ PyTorch's rules, as `torch.nn.functional.conv2d` and `torch.nn.Conv2d` apply the
 * weight is (C_out, C_in / groups, kH, kW), C_out divisible by groups, bias is (C_out,);
 * padding="valid" is 0; padding="same" pads d*(k-1) in total per dimension, half of it
   (rounded down) on the top/left and the rest on the bottom/right; it needs stride 1;
-* padding_mode "reflect" needs padding < the input size of that dimension, "circular"
-  needs padding <= it (it may wrap once), "replicate" needs a non-empty input;
-* the dilated kernel d*(k-1)+1 may not exceed the padded input.
+* padding_mode "reflect", "replicate" and "circular" pad the input with
+  `torch.nn.functional.pad` first (`pad_geometry` below: reflect needs padding < the input
+  size of that dimension, circular padding <= it, reflect and replicate a non-empty input),
+  and the convolution then runs on the padded input with padding 0, as `nn.Conv2d` does;
+* the dilated kernel d*(k-1)+1 may not exceed the padded input;
+* C_out >= groups; an input with an empty spatial dimension needs N = 0 or C_in = 0
+  (PyTorch sends only those through its "empty" path); with C_in = 0 the output has 0
+  channels, whatever C_out is (PyTorch's empty path multiplies the empty input by the
+  flattened weight).
+
+`pad_geometry` checks a `torch.nn.functional.pad` call (aten's PadNd.cpp, ReflectionPad.cpp,
+ReplicationPadding.cpp and `_pad_circular`, as PyTorch 2.13 applies them).
 """
 
 from __future__ import annotations
@@ -208,6 +217,11 @@ def conv2d_geometry(
     check_stride_groups_kernel((stride_h, stride_w), groups, (kernel_h, kernel_w))
     if dilation_h <= 0 or dilation_w <= 0:
         raise ValueError(f"dilation should be greater than zero, but got {[dilation_h, dilation_w]}")
+    if out_channels < groups:
+        raise ValueError(
+            f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
+            f"but got weight of size {list(weight_shape)} instead"
+        )
     if out_channels % groups != 0:
         raise ValueError(
             f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
@@ -241,7 +255,10 @@ def conv2d_geometry(
         pad_top = pad_bottom = pad_h
         pad_left = pad_right = pad_w
 
-    _check_padding_mode_fits(padding_mode, input_shape, (pad_top, pad_bottom, pad_left, pad_right), unbatched)
+    if padding_mode != "zeros":
+        # nn.Conv2d pads with F.pad first, (left, right, top, bottom), on the input as given
+        shown = input_shape[1:] if unbatched else input_shape
+        pad_geometry(shown, (pad_left, pad_right, pad_top, pad_bottom), _PAD_MODE_OF[padding_mode])
 
     padded_h = height + pad_top + pad_bottom
     padded_w = width + pad_left + pad_right
@@ -251,6 +268,13 @@ def conv2d_geometry(
         raise ValueError(
             f"Calculated padded input size per channel: ({padded_h} x {padded_w}). "
             f"Kernel size: ({span_h} x {span_w}). Kernel size can't be greater than actual input size"
+        )
+    # the input the convolution itself sees: padded already unless padding_mode is zeros
+    conv_h, conv_w = (height, width) if padding_mode == "zeros" else (padded_h, padded_w)
+    if batch > 0 and in_channels > 0 and (conv_h == 0 or conv_w == 0):
+        raise ValueError(
+            f"Only zero batch or zero channel inputs are supported, but got input shape: "
+            f"{[batch, in_channels, conv_h, conv_w]}"
         )
 
     return Conv2dGeometry(
@@ -264,31 +288,173 @@ def conv2d_geometry(
     )
 
 
-def _check_padding_mode_fits(mode: str, input_shape, pads, unbatched: bool) -> None:
-    """The limits `torch.nn.functional.pad` puts on reflect / replicate / circular padding."""
-    if mode == "zeros":
-        return
-    batch, channels, height, width = input_shape
-    pad_top, pad_bottom, pad_left, pad_right = pads
-    shown = list(input_shape[1:]) if unbatched else list(input_shape)
-    dim_h, dim_w = len(shown) - 2, len(shown) - 1
-    if mode == "replicate" or mode == "reflect":
-        if channels == 0 or height == 0 or width == 0:
-            raise ValueError(
-                f"Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero "
-                f"dimensions for input, but got: {shown}"
-            )
-    if mode == "reflect":
-        for dim, size, before, after in ((dim_w, width, pad_left, pad_right), (dim_h, height, pad_top, pad_bottom)):
-            if before >= size or after >= size:
-                raise ValueError(
-                    f"Argument #4: Padding size should be less than the corresponding input dimension, "
-                    f"but got: padding ({before}, {after}) at dimension {dim} of input {shown}"
-                )
+# --------------------------------------------------------------------------------------
+# torch.nn.functional.pad
+# --------------------------------------------------------------------------------------
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+_PAD_MODE_OF = {"reflect": "reflect", "replicate": "replicate", "circular": "circular", "zeros": "constant"}
+
+
+@dataclass(frozen=True)
+class PadGeometry:
+    """A validated `pad` call. The padded axes are the last `len(before)` ones, listed
+    outermost first (the reverse of `pad`'s order). For each: `before` and `after` (negative:
+    cropped), and the range [keep_lo, keep_hi) of the input axis copied as it is (the whole
+    axis, except under circular padding with a negative pad: what is left after cropping,
+    which the padding then tiles)."""
+
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    mode: str
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    keep_lo: tuple[int, ...]
+    keep_hi: tuple[int, ...]
+
+    @property
+    def padded_axes(self) -> int:
+        return len(self.before)
+
+
+def check_pad_arguments(pad, mode, value) -> tuple[tuple[int, ...], str]:
+    """The types `torch.nn.functional.pad` accepts: `pad` a tuple or list of ints (bool is
+    not one), `mode` a string, `value` None or a real number; TypeError with PyTorch's wording
+    otherwise. Then an unknown mode: NotImplementedError, as PyTorch raises. Returns (pad as
+    a tuple of ints, mode)."""
+    if not isinstance(pad, (tuple, list)):
+        raise TypeError(f"pad(): argument 'pad' (position 2) must be tuple of ints, not {type(pad).__name__}")
+    for i, p in enumerate(pad):
+        if not _is_int(p):
+            raise TypeError(f"pad(): argument 'pad' (position 2) must be tuple of ints, but found element of type "
+                            f"{type(p).__name__} at pos {i}")
+    if not isinstance(mode, str):
+        raise TypeError(f"pad(): argument 'mode' (position 3) must be str, not {type(mode).__name__}")
+    if value is not None and not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"pad(): argument 'value' (position 4) must be float, not {type(value).__name__}")
+    if mode not in PAD_MODES:
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    return tuple(int(p) for p in pad), mode
+
+
+def pad_geometry(input_shape, pad, mode: str = "constant", value=None) -> PadGeometry:
+    """Validate a `torch.nn.functional.pad(input, pad, mode, value)` call from the input's
+    shape and the (type-checked) arguments; return its geometry.
+
+    `pad` is (before, after) of the last axis, then of the one before it, ...: len(pad) // 2
+    axes are padded. Raises where PyTorch 2.13 raises, in its order: ValueError for its
+    RuntimeErrors, NotImplementedError for its NotImplementedErrors.
+
+    * len(pad) even and at most 2 * ndim;
+    * constant: any number of axes, any value; a negative pad crops, by at most what is left
+      of the axis (PyTorch: "narrow(): length must be non-negative");
+    * reflect, replicate, circular: no value (or 0); 1, 2 or 3 axes of a 2-3-D, 3-4-D or 4-5-D
+      input (the one extra leading axis a batch);
+    * reflect and replicate: no empty axis except a batch; reflect pads < the axis size;
+      some output axis >= 1 (one for 1 axis), and none negative;
+    * circular: pads <= the axis size (one wrap), output axes >= 0; and, npconv only, when
+      the output is not empty, a positive pad at most what is left of the axis after the
+      other side's crop. PyTorch accepts more but then copies values from parts of its
+      output it has not written yet: uninitialised memory (`test_torch_divergences.py`).
+    """
+    shape = tuple(int(s) for s in input_shape)
+    pad = tuple(int(p) for p in pad)
+    ndim = len(shape)
+    if len(pad) % 2 != 0:
+        raise ValueError("Padding length must be divisible by 2")
+    if len(pad) > 2 * ndim:
+        raise ValueError(f"Padding length should be less than or equal to two times the input dimension but got "
+                         f"padding length {len(pad)} and input of dimension {ndim}")
+    k = len(pad) // 2
+    axes = range(ndim - k, ndim)                           # outermost padded axis first
+    before = tuple(pad[2 * (ndim - 1 - d)] for d in axes)
+    after = tuple(pad[2 * (ndim - 1 - d) + 1] for d in axes)
+    sizes = tuple(shape[d] for d in axes)
+    out = shape[:ndim - k] + tuple(s + b + a for s, b, a in zip(sizes, before, after))
+    whole = dict(keep_lo=(0,) * k, keep_hi=sizes)
+
+    if mode == "constant":
+        for d, s, b, a in zip(axes, sizes, before, after):
+            if s + min(b, 0) + min(a, 0) < 0:
+                raise ValueError(f"narrow(): length must be non-negative. (padding ({b}, {a}) crops more than the "
+                                 f"{s} elements of dimension {d} of input {list(shape)})")
+        return PadGeometry(shape, out, mode, before, after, **whole)
+
+    if value is not None and value != 0:
+        raise ValueError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    if not (k in (1, 2, 3) and ndim in (k + 1, k + 2)):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {ndim}D input tensor. Supported combinations for "
+            f"non-constant padding: 2D or 3D input: padding size = 2 (pads last dimension); 3D or 4D input: "
+            f"padding size = 4 (pads last 2 dimensions); 4D or 5D input: padding size = 6 (pads last 3 dimensions)"
+        )
+
     if mode == "circular":
-        for size, before, after in ((height, pad_top, pad_bottom), (width, pad_left, pad_right)):
-            if before > size or after > size:
-                raise ValueError(
-                    f"Padding value causes wrapping around more than once: padding ({before}, {after}) "
-                    f"on a dimension of size {size} of input {shown}"
-                )
+        for d, s, b, a, o in zip(axes, sizes, before, after, out[ndim - k:]):
+            if b > s or a > s:
+                raise ValueError(f"Padding value causes wrapping around more than once. (padding ({b}, {a}) at "
+                                 f"dimension {d} of input {list(shape)})")
+            if o < 0:
+                raise ValueError(f"Negative padding value is resulting in an empty dimension (padding ({b}, {a}) "
+                                 f"at dimension {d} of input {list(shape)})")
+        _check_circular_copies(axes, sizes, before, after, out[ndim - k:])
+        keep_lo = tuple(max(-b, 0) for b in before)
+        keep_hi = tuple(s - max(-a, 0) for s, a in zip(sizes, after))
+        if 0 not in out:
+            for d, b, a, lo, hi in zip(axes, before, after, keep_lo, keep_hi):
+                if b > hi - lo or a > hi - lo:
+                    raise ValueError(
+                        f"circular padding ({b}, {a}) at dimension {d} of input {list(shape)} wraps the {hi - lo} "
+                        f"elements left after cropping more than once; PyTorch fills those positions from memory "
+                        f"it has not written (uninitialised), npconv refuses"
+                    )
+        return PadGeometry(shape, out, mode, before, after, keep_lo, keep_hi)
+
+    # reflect, replicate: aten/src/ATen/native/Padding.h (check_valid_input) and the meta functions
+    batch_mode = ndim == k + 2
+    if any(size == 0 for size in shape[1 if batch_mode else 0:]):
+        raise ValueError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
+                         f"non-zero dimensions for input, but got: {list(shape)}")
+    if mode == "reflect":
+        for j, (d, s, b, a) in enumerate(reversed(list(zip(axes, sizes, before, after)))):
+            if b >= s or a >= s:
+                raise ValueError(f"Argument #{4 + 2 * j}: Padding size should be less than the corresponding input "
+                                 f"dimension, but got: padding ({b}, {a}) at dimension {d} of input {list(shape)}")
+    out_sizes = out[ndim - k:]
+    if max(out_sizes) < 1:  # one axis: it must be >= 1; two or three: any one of them
+        names = "DHW"[3 - k:]
+        given = ", ".join(f"{n}: {s}" for n, s in zip(names, sizes))
+        calculated = " ".join(f"{n}: {o}" for n, o in zip(names, out_sizes))
+        raise ValueError(f"input ({given}) is too small. Calculated output {calculated}")
+    if min(out_sizes) < 0:
+        # PyTorch fails allocating it (or, for reflect with 2 axes and an empty batch, returns a
+        # tensor with a negative size: test_torch_divergences.py)
+        raise ValueError(f"Trying to create tensor with negative dimension {min(out_sizes)}: {list(out)}")
+    return PadGeometry(shape, out, mode, before, after, **whole)
+
+
+def _slice_length(size: int, start: int, end: int) -> int:
+    """The length of `at::slice(start, end)` on an axis of `size`: a negative bound counts
+    from the end, then both are clamped into the axis."""
+    start = start + size if start < 0 else start
+    end = end + size if end < 0 else end
+    start = min(max(start, 0), size)
+    return min(max(end, start), size) - start
+
+
+def _check_circular_copies(axes, sizes, before, after, out_sizes) -> None:
+    """PyTorch's `_pad_circular` copies slices: the cropped input into the middle of the
+    output, then, axis by axis from the last, each border from the other end of the output.
+    When the crops of an axis overlap (before + after < -size, the other pad positive) those
+    slices stop matching, and the copy fails unless the source has 1 element (broadcast)."""
+    def fits(d, dst, src):
+        if src != dst and src != 1:
+            raise ValueError(f"The size of tensor a ({dst}) must match the size of tensor b ({src}) at non-singleton "
+                             f"dimension {d} (circular padding copies slices that do not fit when crops overlap)")
+    for d, s, b, a, o in zip(axes, sizes, before, after, out_sizes):
+        fits(d, _slice_length(o, max(b, 0), o - max(a, 0)), _slice_length(s, max(-b, 0), s - max(-a, 0)))
+    for d, b, a, o in reversed(list(zip(axes, before, after, out_sizes))):
+        if b > 0:
+            fits(d, _slice_length(o, 0, b), _slice_length(o, o - b - max(a, 0), o - max(a, 0)))
+        if a > 0:
+            fits(d, _slice_length(o, o - a, o), _slice_length(o, max(b, 0), max(b, 0) + a))

@@ -18,9 +18,10 @@ import numpy as np
 from .. import counting
 from .. import engine as engines
 from ..dtypes import as_kernel_array, compute_dtype, finish
-from ..geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
+from ..geometry import (PADDING_MODES, Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry, int_pair,
+                        pad_geometry)
 from ..kernels import conv2d as conv2d_kernel
-from ..kernels.pad2d import padded
+from .pad import padded
 
 
 def conv2d(
@@ -49,6 +50,12 @@ def conv2d(
     Precision: float32 / float64 accumulate in their own dtype; float16 is widened to
     float32, accumulated in float32 and rounded to float16 once per output element.
 
+    Empty sizes, as in PyTorch: N = 0 gives an empty batch; C_in = 0 gives an output with
+    0 channels (not C_out); an empty H or W needs N = 0 or C_in = 0; C_out must be at least
+    `groups`. The padding of a non-zeros padding_mode is `npconv.pad`'s (same checks, same
+    kernel), not counted under the convolution; as in nn.Conv2d, a negative padding is
+    then a crop (`npconv.conv2d_backward` does not take one).
+
     Inside `npconv.count()`, records under op "conv2d" the MACs, padding MACs and bias adds
     its loops executed (see docs/semantics.md for the conventions).
 
@@ -62,10 +69,32 @@ def conv2d(
     if bias is not None:
         bias = check_array(bias, "bias")
     check_same_dtype(input, weight, bias)
+    input, padding = _crop_for_negative_padding(input, padding, padding_mode)
     geometry = conv2d_geometry(
         input.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation, groups, padding_mode
     )
     return _conv2d(input, weight, bias, geometry, op="conv2d", engine=engine)
+
+
+def _crop_for_negative_padding(input: np.ndarray, padding, padding_mode):
+    """nn.Conv2d pads with `F.pad(input, (w, w, h, h), padding_mode)` unless the mode is
+    zeros, so a negative padding there crops the input (under F.pad's checks) and the
+    convolution never sees it: PyTorch accepts it. Returns the input cropped on the axes
+    whose padding is negative and the padding left (>= 0), or the arguments unchanged (a
+    negative padding under zeros is then rejected by the geometry, as F.conv2d rejects it).
+    A padding is the same on both sides of an axis, so cropping one axis commutes with
+    padding the other, in every mode."""
+    if padding_mode == "zeros" or padding_mode not in PADDING_MODES or isinstance(padding, str) or \
+            input.ndim not in (3, 4):
+        return input, padding
+    pad_h, pad_w = int_pair(padding, "padding")
+    if pad_h >= 0 and pad_w >= 0:
+        return input, padding
+    pad_geometry(input.shape, (pad_w, pad_w, pad_h, pad_h), padding_mode)  # F.pad's errors
+    crop_h, crop_w = max(-pad_h, 0), max(-pad_w, 0)
+    height, width = input.shape[-2:]
+    cropped = input[..., crop_h:max(height - crop_h, crop_h), crop_w:max(width - crop_w, crop_w)]
+    return cropped, (max(pad_h, 0), max(pad_w, 0))
 
 
 def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str | None = None) -> np.ndarray:
@@ -81,8 +110,11 @@ def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str 
             y, counts = fast.conv2d(x, w, b, g)
             counting.record(op, **counts["conv"])
             return finish(y, input.dtype, g.unbatched)
-    x_pad = padded(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right, g.padding_mode)
-    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=dtype)
+    # nn.Conv2d's padding: F.pad's (left, right, top, bottom), with the mode (zeros: constant 0)
+    x_pad = padded(x, (g.pad_left, g.pad_right, g.pad_top, g.pad_bottom), g.padding_mode)
+    # PyTorch's empty path gives an input without channels an output without channels
+    out_channels = 0 if g.in_channels == 0 else g.out_channels
+    y = np.empty((g.batch, out_channels, g.out_h, g.out_w), dtype=dtype)
     macs, padding_macs, bias_adds = conv2d_kernel.conv2d(
         x_pad, w, np.zeros(0, dtype) if b is None else b, g.has_bias, y, g.groups,
         g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, g.height, g.width,
@@ -113,6 +145,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     if bias is not None:
         bias = check_array(bias, "bias")
     check_same_dtype(input, weight, bias)
+    input, padding = _crop_for_negative_padding(input, padding, padding_mode)
     geometry = conv2d_geometry(
         input.shape, weight.shape, None if bias is None else bias.shape,
         stride, padding, dilation, in_channels, padding_mode,

@@ -19,7 +19,9 @@ PyTorch's rules (aten/src/ATen/native/Convolution.cpp, `check_shape_forward` and
 * stride >= 1, padding >= 0, output_padding >= 0, dilation >= 1, groups >= 1;
 * output_padding < stride or output_padding < dilation, in each dimension;
 * C_in divisible by groups, the input has C_in channels, bias is (C_out,);
-* the output must be at least 1 x 1; `padding` may not be a string.
+* the output must be at least 1 x 1, and the input not empty in H or W; with an empty
+  batch (N = 0) both may be empty (PyTorch's empty path), only a negative output size is
+  an error; `padding` may not be a string.
 
 Precision: float32 and float64 are computed in their own precision; float16 is widened
 to float32, accumulated there and rounded once to float16.
@@ -144,12 +146,14 @@ def conv_transpose2d_geometry(
             f"stride_height: {stride_h} stride_width: {stride_w} "
             f"dilation_height: {dilation_h} dilation_width: {dilation_w}"
         )
-    if height <= 0 or width <= 0:
-        shown = list(input_shape[1:]) if unbatched else list(input_shape)
-        raise ValueError(f"Only zero batch or zero channel inputs are supported, but got input shape: {shown}")
+    # PyTorch sends an empty batch down its "empty" path, which only shapes the output: an
+    # empty H or W, and an empty output, are fine there (a negative output size is not)
+    if batch > 0 and (height <= 0 or width <= 0):
+        raise ValueError(f"Only zero batch or zero channel inputs are supported, but got input shape: "
+                         f"{list(input_shape)}")
     out_h = conv_transpose_output_size(height, kernel_h, stride_h, pad_h, output_pad_h, dilation_h)
     out_w = conv_transpose_output_size(width, kernel_w, stride_w, pad_w, output_pad_w, dilation_w)
-    if out_h <= 0 or out_w <= 0:
+    if out_h < (1 if batch > 0 else 0) or out_w < (1 if batch > 0 else 0):
         raise ValueError(
             f"Given input size per channel: ({height} x {width}). Calculated output size per channel: "
             f"({out_h} x {out_w}). Output size is too small"
@@ -206,7 +210,8 @@ def _conv_transpose2d(input, weight, bias, geometry: ConvTranspose2dGeometry) ->
     x = as_kernel_array(input, dtype, g.unbatched)
     w = as_kernel_array(weight, dtype)
     b = np.zeros(0, dtype) if bias is None else as_kernel_array(bias, dtype)
-    y_full = np.empty((g.batch, g.out_channels, g.full_h, g.full_w), dtype=dtype)
+    # (an empty batch may have an empty input: the uncropped frame may then be "negative")
+    y_full = np.empty((g.batch, g.out_channels, max(g.full_h, 0), max(g.full_w, 0)), dtype=dtype)
     y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=dtype)
     macs, inside_macs, bias_adds = conv_transpose2d_kernel.conv_transpose2d(
         x, w, b, g.has_bias, y_full, y, g.groups,

@@ -21,6 +21,7 @@ converted to the input's dtype.
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -105,14 +106,19 @@ def batch_norm2d(
     Training (training=True): mean and var are the batch's, over the m = N*H*W values of each
     channel; the output is normalised with the biased variance. When running statistics are
     given, they are blended with the batch's (the unbiased variance, var * m / (m - 1)):
-    running = (1 - momentum) * running + momentum * batch. Unlike PyTorch, which updates
-    them in place, this function leaves its arguments alone and returns a
-    `BatchNormTrainResult` holding the output and the new running statistics. PyTorch's
-    momentum=None (a cumulative average) is the caller's: pass 1 / num_batches_tracked.
+    running = (1 - momentum) * running + momentum * batch, for any momentum (PyTorch takes
+    values outside [0, 1], NaN and infinities too). Unlike PyTorch, which updates them in
+    place, this function leaves its arguments alone and returns a `BatchNormTrainResult`
+    holding the output and the new running statistics. momentum must be a number, as in
+    F.batch_norm; nn.BatchNorm2d's momentum=None (a cumulative average) is the caller's:
+    pass 1 / num_batches_tracked. An empty batch (m = 0) gives an empty output and leaves the
+    running statistics as they are (PyTorch's result; its batch statistics are NaN).
 
-    Raises ValueError for a non-4D input, for statistics of the wrong length, and in training
-    for a batch with a single value per channel (PyTorch's check: the unbiased variance
-    would divide by zero).
+    Raises ValueError, as PyTorch does: for a non-4D input, statistics of the wrong length;
+    in training for a batch with a single value per channel (the unbiased variance would
+    divide by zero) and for eps <= 0; in evaluation for eps < 0 (eps = 0 is accepted: a
+    zero variance then gives PyTorch's infinities and NaNs, y = x * a + (bias - mean * a)
+    with a = weight / sqrt(0)). TypeError for a momentum that is not a number.
 
     Counts (op "batch_norm2d"): bn_scale_shift per output element; in training also
     bn_mean_adds and bn_var_macs per input element and bn_running_updates per running
@@ -122,7 +128,21 @@ def batch_norm2d(
     input = check_array(input, "input", op)
     if input.ndim != 4:
         raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+    if not isinstance(momentum, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"batch_norm(): argument 'momentum' (position 7) must be float, not {type(momentum).__name__}")
+    if not isinstance(eps, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"batch_norm(): argument 'eps' (position 8) must be float, not {type(eps).__name__}")
     N, C, H, W = input.shape
+    m = N * H * W
+    # F.batch_norm's own checks, in its order
+    if training and m == 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+        )
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
     dtype = compute_dtype(input.dtype)
     x = as_kernel_array(input, dtype)
     weight = _parameter(weight, "weight", op, C, dtype, default=1.0)
@@ -134,40 +154,56 @@ def batch_norm2d(
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm2d(): running_mean and running_var must be given when training=False")
-        scale_shifts = bn_kernel.normalize(x, running_mean, running_var, weight, bias, dtype.type(eps), y)
+        scale_shifts = _normalize(x, running_mean, running_var, weight, bias, float(eps), y)
         counting.record(op, bn_scale_shift=scale_shifts)
         return finish(y, input.dtype)
 
-    m = N * H * W
-    if m == 0:
-        raise ValueError(
-            f"batch_norm2d(): cannot compute batch statistics of an empty input of size {list(input.shape)}"
-        )
-    if m == 1:
-        raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
-        )
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm2d(): give both running_mean and running_var, or neither")
-    if running_mean is not None and (momentum is None or not 0.0 <= float(momentum) <= 1.0):
-        raise ValueError(
-            f"batch_norm2d(): momentum must be a number in [0, 1] when running statistics are updated, "
-            f"got {momentum!r} (for PyTorch's momentum=None pass 1 / num_batches_tracked)"
-        )
     mean = np.empty(C, dtype=dtype)
     var = np.empty(C, dtype=dtype)
     var_sum = np.empty(C, dtype=dtype)
-    mean_adds, var_macs = bn_kernel.batch_statistics(x, mean, var, var_sum)
-    scale_shifts = bn_kernel.normalize(x, mean, var, weight, bias, dtype.type(eps), y)
     updates = 0
-    if running_mean is not None:
-        running_mean = running_mean.copy()
-        running_var = running_var.copy()
-        updates = bn_kernel.update_running_stats(running_mean, running_var, mean, var_sum, m, dtype.type(momentum))
+    if m == 0:  # nothing to normalise and no statistics: the running ones stay (PyTorch)
+        mean_adds = var_macs = scale_shifts = 0
+        mean.fill(np.nan)
+        var.fill(np.nan)
+        if running_mean is not None:
+            running_mean, running_var = running_mean.copy(), running_var.copy()
+    else:
+        mean_adds, var_macs = bn_kernel.batch_statistics(x, mean, var, var_sum)
+        scale_shifts = _normalize(x, mean, var, weight, bias, float(eps), y)
+        if running_mean is not None:
+            running_mean = running_mean.copy()
+            running_var = running_var.copy()
+            with np.errstate(all="ignore"):
+                factor = dtype.type(momentum)
+            updates = bn_kernel.update_running_stats(running_mean, running_var, mean, var_sum, m, factor)
     counting.record(
         op, bn_mean_adds=mean_adds, bn_var_macs=var_macs, bn_scale_shift=scale_shifts, bn_running_updates=updates
     )
     return BatchNormTrainResult(*(finish(a, input.dtype) for a in (y, running_mean, running_var, mean, var)))
+
+
+def _normalize(x, mean, var, weight, bias, eps: float, y) -> int:
+    """The normalisation kernel, except for channels with var + eps == 0 in the kernel's dtype
+    (eps = 0 in evaluation with a zero running variance, or a positive eps too small for the
+    dtype with a constant channel in training), where the kernel's 1 / sqrt(0) would raise
+    ZeroDivisionError (Numba). PyTorch's CPU kernel computes y = x * a + (bias - mean * a)
+    with a = weight / sqrt(var + eps), the square root taken in double: infinite (IEEE
+    arithmetic then gives its mix of infinities and NaNs) or merely huge; npconv does the
+    same in NumPy for those channels ((x - mean) * a + bias would differ)."""
+    dtype = x.dtype.type
+    zero = (var + dtype(eps)) == 0
+    if not zero.any():
+        return bn_kernel.normalize(x, mean, var, weight, bias, dtype(eps), y)
+    scale_shifts = bn_kernel.normalize(x, mean, np.where(zero, dtype(1), var), weight, bias, dtype(eps), y)
+    with np.errstate(all="ignore"):
+        inverse = (1 / np.sqrt(var[zero].astype(np.float64) + eps)).astype(x.dtype)
+        a = weight[zero] * inverse
+        b = bias[zero] - mean[zero] * a
+        y[:, zero] = x[:, zero] * a[:, None, None] + b[:, None, None]
+    return scale_shifts
 
 
 # --------------------------------------------------------------------------------------

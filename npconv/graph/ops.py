@@ -42,7 +42,7 @@ from ..functional import layers as ops
 from ..functional import pooling
 from ..functional.conv import conv2d
 from ..geometry import conv2d_geometry
-from ..kernels.pad2d import padded
+from ..functional.pad import pad as _npconv_pad
 from ..functional.conv_transpose import conv_transpose2d, conv_transpose2d_geometry
 from .graph import Node, resolve
 
@@ -293,21 +293,16 @@ def _expand(x, size, implicit=False):
     return np.broadcast_to(x, shape)
 
 
-def _pad(x, pad, mode: str):
-    """reflection_pad2d / replication_pad2d: pad = (left, right, top, bottom), by the kernel
-    that nn.Conv2d's padding modes use."""
-    left, right, top, bottom = pad
-    batched = np.ndim(x) == 4
-    y = padded(np.ascontiguousarray(x if batched else x[np.newaxis]), top, bottom, left, right, mode)
-    return y if batched else y[0]
-
-
-def _constant_pad_nd(x, pad, value=0.0):
-    width = [(0, 0)] * np.ndim(x)
-    for i in range(len(pad) // 2):
-        width[np.ndim(x) - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    cropped = x[tuple(slice(max(-a, 0), np.shape(x)[d] - max(-b, 0)) for d, (a, b) in enumerate(width))]
-    return np.pad(cropped, [(max(a, 0), max(b, 0)) for a, b in width], constant_values=value)
+def _padding(mode: str, user: str) -> OpSpec:
+    """constant_pad_nd / reflection_pad{1,2,3}d / replication_pad{1,2,3}d: npconv.pad, which
+    checks the call as PyTorch does and records op "pad", copies (one per output element)."""
+    if mode == "constant":
+        def run(x, pad, value=0.0):
+            return _npconv_pad(x, list(pad), "constant", value)
+    else:
+        def run(x, pad):
+            return _npconv_pad(x, list(pad), mode)
+    return OpSpec(run, None, _copies, user)
 
 
 OPS: dict[str, OpSpec] = {
@@ -344,11 +339,13 @@ OPS: dict[str, OpSpec] = {
     "aten.cat.default": _copy(_cat, "torch.cat", "cat"),
     "aten.clone.default": _copy(lambda x, memory_format=None: np.array(x, copy=True), "x.clone() / .contiguous()",
                                 "clone"),
-    "aten.constant_pad_nd.default": _copy(_constant_pad_nd, "F.pad (constant)", "pad"),
-    "aten.reflection_pad2d.default": _copy(lambda x, pad: _pad(x, pad, "reflect"),
-                                           "F.pad (reflect) / padding_mode='reflect'", "pad"),
-    "aten.replication_pad2d.default": _copy(lambda x, pad: _pad(x, pad, "replicate"),
-                                            "F.pad (replicate) / padding_mode='replicate'", "pad"),
+    "aten.constant_pad_nd.default": _padding("constant", "F.pad (constant)"),
+    "aten.reflection_pad1d.default": _padding("reflect", "F.pad (reflect)"),
+    "aten.reflection_pad2d.default": _padding("reflect", "F.pad (reflect) / padding_mode='reflect'"),
+    "aten.reflection_pad3d.default": _padding("reflect", "F.pad (reflect)"),
+    "aten.replication_pad1d.default": _padding("replicate", "F.pad (replicate)"),
+    "aten.replication_pad2d.default": _padding("replicate", "F.pad (replicate) / padding_mode='replicate'"),
+    "aten.replication_pad3d.default": _padding("replicate", "F.pad (replicate)"),
     "aten.view.default": _view(lambda x, size: np.reshape(x, tuple(size)), "x.view / torch.flatten"),
     "aten._unsafe_view.default": _view(lambda x, size: np.reshape(x, tuple(size)), "x.reshape"),
     "aten.permute.default": _view(lambda x, dims: np.transpose(x, tuple(dims)), "x.permute"),

@@ -13,22 +13,27 @@ from .module import Module
 class BatchNorm2d(Module):
     """Batch normalisation over the channels of an (N, C, H, W) input (Ioffe & Szegedy 2015),
     `torch.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True,
-    track_running_stats=True)`.
+    track_running_stats=True, *, bias=True)`.
 
         y = (x - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]
 
-    Parameters weight (C,) = 1 and bias (C,) = 0 when affine; buffers running_mean (C,) = 0,
-    running_var (C,) = 1 and num_batches_tracked (int64 scalar) = 0 when
+    Parameters weight (C,) = 1 when affine and bias (C,) = 0 when affine and bias (PyTorch's
+    keyword-only `bias=False` keeps the weight and drops the shift); buffers running_mean
+    (C,) = 0, running_var (C,) = 1 and num_batches_tracked (int64 scalar) = 0 when
     track_running_stats.
 
     Evaluation mode uses the running statistics (or the batch's when there are none).
     Training mode normalises with the batch's mean and biased variance over N*H*W values
     per channel and, when tracking, increments num_batches_tracked and updates
     running = (1 - f) * running + f * batch with the unbiased batch variance, where
-    f = momentum, or 1 / num_batches_tracked (a cumulative average) when momentum is None.
-    A training batch with one value per channel is an error, as in PyTorch (the unbiased
-    variance would divide by zero). Unlike PyTorch, num_batches_tracked is incremented only
-    once the forward pass has succeeded.
+    f = momentum (any number, as in PyTorch: values outside [0, 1] extrapolate), or
+    1 / num_batches_tracked (a cumulative average) when momentum is None. An empty batch
+    gives an empty output and leaves the running statistics alone, but still counts in
+    num_batches_tracked, as in PyTorch. Errors, as PyTorch's: a training batch with one
+    value per channel (the unbiased variance would divide by zero), eps <= 0 in training
+    (or whenever the batch statistics are used), eps < 0 in evaluation. Unlike PyTorch, which
+    increments num_batches_tracked before these checks, num_batches_tracked is incremented
+    only once the forward pass has succeeded.
 
     Backward (npconv.layer_backward.batch_norm2d_backward): a recorded forward keeps its
     input and the statistics it normalised with -- the batch's mean and biased variance in
@@ -44,6 +49,7 @@ class BatchNorm2d(Module):
         affine: bool = True,
         track_running_stats: bool = True,
         *,
+        bias: bool = True,
         dtype=np.float32,
     ) -> None:
         super().__init__()
@@ -56,7 +62,7 @@ class BatchNorm2d(Module):
         self.track_running_stats = track_running_stats
         C = self.num_features
         self.register_parameter("weight", np.ones(C, dtype) if affine else None)
-        self.register_parameter("bias", np.zeros(C, dtype) if affine else None)
+        self.register_parameter("bias", np.zeros(C, dtype) if affine and bias else None)
         self.register_buffer("running_mean", np.zeros(C, dtype) if track_running_stats else None)
         self.register_buffer("running_var", np.ones(C, dtype) if track_running_stats else None)
         self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if track_running_stats else None)
@@ -98,9 +104,9 @@ class BatchNorm2d(Module):
         grad_input, grad_weight, grad_bias = batch_norm2d_backward(
             grad_output, input, weight, mean=mean, var=var, training=batch_statistics, eps=self.eps,
             needs_input_grad=self.needs_input_grad)
-        self.set_grads(weight=grad_weight, bias=grad_bias)
+        self.set_grads(weight=grad_weight, bias=None if self.bias is None else grad_bias)
         return grad_input
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
