@@ -6,13 +6,15 @@
     npconv models                the model names and their default inputs
 
 `npconv COMMAND --help` explains each. Errors are one line on stderr and a non-zero exit
-status: 2 for a bad argument, 1 when a verification or formula check fails, 3 for anything
-unexpected (set NPCONV_DEBUG=1 to see its traceback).
+status: 2 for a bad argument (or a run whose memory, estimated up front by npconv.memory,
+exceeds the memory available: --no-memory-check overrides), 1 when a verification or formula
+check fails, 3 for anything unexpected (set NPCONV_DEBUG=1 to see its traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -25,6 +27,7 @@ from . import tables
 from .tables import Col, Grid, escape, fmt_range, fmt_time, ratio_cell, timing_note
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+CLI_MEMORY_OVERRIDE = "to try anyway, pass --no-memory-check"
 
 
 class UsageError(Exception):
@@ -319,6 +322,7 @@ def cmd_verify(args) -> int:
     else:
         resolved = resolve(args.model, args.input, args.width, args.num_classes, args.out_channels)
         shape = resolved.input_shape
+        _check_memory(resolved, args)
     _need_torch("verify")
     _check_seed(args.seed)
     from .oracle.verify import verify_model
@@ -361,6 +365,36 @@ def cmd_verify(args) -> int:
         _print_backward(console, backward, resolved)
     console.print(_verdict(report))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _check_memory(resolved, args) -> None:
+    """Refuse, before building anything, a run whose memory estimated up front exceeds the
+    memory available (npconv.memory); --no-memory-check turns this off. Counted: the model's
+    arrays from a dry build of npconv's own class (as its constructor counts them: float32,
+    the largest parameter once more in float64), and the input array. For `verify`, PyTorch's
+    twin and npconv's copy of it in float32 and float64 (24 bytes a parameter more) and the
+    input in float32 and float64 for each (24 bytes an element). For `summary`, the input in
+    --dtype; --flop-counter adds PyTorch's twin (4 bytes a parameter), --backward a second
+    model and its gradients (8). The activations are not estimated here: each op checks its
+    own output before allocating it (npconv.memory.check_output)."""
+    from . import memory, models
+
+    if not memory.enabled():
+        return
+    size = memory.model_size(getattr(models, resolved.spec.twin), *resolved.args, **resolved.kwargs)
+    elements = math.prod(resolved.input_shape)
+    if args.command == "verify":
+        needed = size.build_bytes() + size.params * 24 + elements * 24
+        how = " in PyTorch's model and npconv's, each in float32 and float64, and the input in both"
+    else:
+        itemsize = 8 if getattr(args, "dtype", "float32") == "float64" else 4
+        needed, how = size.build_bytes() + elements * itemsize, " and the input"
+        if getattr(args, "flop_counter", False):
+            needed += size.params * 4
+        if getattr(args, "backward", False):
+            needed += size.params * 8
+    memory.check(needed, f"{resolved.label}, input {'×'.join(map(str, resolved.input_shape))}",
+                 f"{size.params:,} parameters{how}")
 
 
 def _check_seed(seed: int) -> None:
@@ -440,6 +474,7 @@ def cmd_summary(args) -> int:
         backward, resolved = None, None
         return _print_summary(args, result, label, backward, resolved)
     resolved = resolve(args.model, args.input, args.width, args.num_classes, args.out_channels)
+    _check_memory(resolved, args)
     from .cost.summary import summary
 
     dtype = {"float32": np.float32, "float64": np.float64}[args.dtype]
@@ -516,11 +551,29 @@ def _compare_side(report, macs_formula: int, params_formula: int) -> dict:
     }
 
 
+def _check_compare_memory(args) -> None:
+    """compare's up-front estimate (npconv.memory), as `npconv verify` counts it (see
+    _check_memory), for the larger of its two layers -- Conv2d and DepthwiseSeparableConv,
+    each dry-built from npconv's own class -- which are verified one after the other."""
+    from . import memory
+    from .models import DepthwiseSeparableConv
+    from .nn import Conv2d
+
+    c_in, c_out, k, n, size = args.in_channels, args.out_channels, args.kernel, args.batch, args.size
+    sizes = [memory.model_size(cls, c_in, c_out, k, 1, k // 2) for cls in (Conv2d, DepthwiseSeparableConv)]
+    largest = max(sizes, key=lambda s: s.build_bytes())
+    needed = largest.build_bytes() + largest.params * 24 + n * c_in * size * size * 24
+    memory.check(needed, f"npconv compare on {n}×{c_in}×{size}×{size}",
+                 f"{largest.params:,} parameters in PyTorch's layer and npconv's, each in float32 and float64, "
+                 "and the input in both")
+
+
 def cmd_compare(args) -> int:
     for flag, value, low in (("--in", args.in_channels, 1), ("--out", args.out_channels, 1),
                              ("--kernel", args.kernel, 1), ("--size", args.size, 1), ("--batch", args.batch, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
+    _check_compare_memory(args)
     _need_torch("compare")
     _check_seed(args.seed)
     import torch
@@ -681,7 +734,8 @@ Start here:
 Conventions: MACs are the multiply-accumulates of conv, transposed conv and linear layers as
 npconv's kernels execute them (padding taps included); FLOPs = 2·MACs; parameters are every
 parameter element (biases and BatchNorm weight/bias included). Exit status: 0 all agree,
-1 a check failed, 2 a bad argument, 3 an internal error.
+1 a check failed, 2 a bad argument or a run that would not fit in memory (estimated
+before anything is built; --no-memory-check overrides), 3 an internal error.
 
 Output width: COLUMNS when set (on a terminal or not), else the terminal's width, else (a
 pipe or a file) unlimited: tables as wide as their content, each sentence on one line. A
@@ -713,6 +767,13 @@ def _add_model_options(p, model_required: bool):
                    help="classifier outputs (default 1000; tiny_mobilenet 10)")
     p.add_argument("--out-channels", type=int, metavar="C",
                    help="output channels of a single block (default 64; inverted_residual: C of --input)")
+    _add_memory_option(p)
+
+
+def _add_memory_option(p):
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="run even when the memory estimated up front exceeds the memory available (without "
+                        "it, such a run is refused before anything is allocated, exit status 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -798,6 +859,7 @@ noisy, see npconv --help).""",
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
     p.add_argument("--no-timing", action="store_true", help="skip timing the forward passes")
     p.add_argument("--json", action="store_true", help='print one JSON object: {"standard": {...}, "separable": ...}')
+    _add_memory_option(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("models", help="the model names, their default inputs and options")
@@ -816,10 +878,24 @@ def main(argv=None) -> int:
             parser.print_help()
             return EXIT_USAGE
         prog = f"npconv {args.command}"
-        return args.func(args)
+        from . import memory
+
+        with memory.unchecked() if getattr(args, "no_memory_check", False) else contextlib.nullcontext():
+            return args.func(args)
     except UsageError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError as error:  # npconv.memory's estimate, before allocating: exit 2 naming the override
+        from .memory import InsufficientMemoryError
+
+        if os.environ.get("NPCONV_DEBUG"):
+            raise
+        if isinstance(error, InsufficientMemoryError):
+            print(f"{prog}: error: {error.message(CLI_MEMORY_OVERRIDE)}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{prog}: internal error: MemoryError: {str(error).splitlines()[0] if str(error) else ''} "
+              f"(out of memory; NPCONV_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting
+from .. import memory
 from ..dtypes import as_kernel_array, compute_dtype, finish
 from ..geometry import check_array
 from ..kernels.cat_channels import cat_channels as _cat_kernel
@@ -34,6 +35,7 @@ def _cat(a: np.ndarray, b: np.ndarray, op: str) -> np.ndarray:
                          "the channels (dimension 1): every other dimension must agree")
     dtype = compute_dtype(a.dtype)
     N, spatial = a.shape[0], int(np.prod(a.shape[2:], dtype=np.int64))
+    memory.check_output(op, (N, a.shape[1] + b.shape[1]) + a.shape[2:], dtype)
     y = np.empty((N, a.shape[1] + b.shape[1], spatial), dtype)
     copies = _cat_kernel(as_kernel_array(a, dtype).reshape(N, a.shape[1], spatial),
                          as_kernel_array(b, dtype).reshape(N, b.shape[1], spatial), y)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting
+from .. import memory
 from .. import engine as engines
 from ..dtypes import as_kernel_array, compute_dtype, finish
 from ..geometry import (PADDING_MODES, Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry, int_pair,
@@ -103,6 +104,7 @@ def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str 
     x = as_kernel_array(input, dtype, g.unbatched)
     w = as_kernel_array(weight, dtype)
     b = None if bias is None else as_kernel_array(bias, dtype)
+    memory.check_output(op, (g.batch, g.out_channels if g.in_channels else 0, g.out_h, g.out_w), dtype)
     if engines.resolve(engine) == "fast":
         from .. import fast  # imported on first use: the reference path never loads it
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import counting
+from .. import memory
 from ..dtypes import as_kernel_array, compute_dtype, finish
 from ..geometry import _ConvGeometry, _is_int, batched_shapes, check_array, check_same_dtype, check_stride_groups_kernel, int_pair
 from ..kernels import conv_transpose2d as conv_transpose2d_kernel
@@ -210,6 +211,8 @@ def _conv_transpose2d(input, weight, bias, geometry: ConvTranspose2dGeometry) ->
     x = as_kernel_array(input, dtype, g.unbatched)
     w = as_kernel_array(weight, dtype)
     b = np.zeros(0, dtype) if bias is None else as_kernel_array(bias, dtype)
+    memory.check_output(_OP, (g.batch, g.out_channels, g.out_h, g.out_w), dtype,  # and the uncropped frame:
+                        scratch=g.batch * g.out_channels * max(g.full_h, 0) * max(g.full_w, 0) * dtype.itemsize)
     # (an empty batch may have an empty input: the uncropped frame may then be "negative")
     y_full = np.empty((g.batch, g.out_channels, max(g.full_h, 0), max(g.full_w, 0)), dtype=dtype)
     y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype=dtype)

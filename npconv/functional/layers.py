@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import counting
+from .. import memory
 from ..dtypes import as_kernel_array, compute_dtype, finish
 from ..geometry import check_array, int_pair
 from ..kernels import adaptive_avg_pool2d as pool_kernel
@@ -308,6 +309,7 @@ def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
     x = as_kernel_array(input, dtype).reshape(rows, in_features)  # (-1 cannot be inferred when in_features == 0)
     w = as_kernel_array(weight, dtype)
     b = np.zeros(0, dtype) if bias is None else as_kernel_array(bias, dtype)
+    memory.check_output(op, (x.shape[0], out_features), dtype)
     y = np.empty((x.shape[0], out_features), dtype=dtype)
     macs, bias_adds = linear_kernel.linear(x, w, b, bias is not None, y)
     counting.record(op, macs=macs, bias_adds=bias_adds)

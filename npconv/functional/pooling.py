@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting
+from .. import memory
 from ..dtypes import as_kernel_array, compute_dtype, finish
 from ..geometry import _is_int, check_array
 from ..kernels import avg_pool2d as avg_kernel
@@ -164,6 +165,7 @@ def max_pool2d(input: np.ndarray, kernel_size, stride=None, padding=0, dilation=
     unbatched = input.ndim == 3
     x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
     N, C = x.shape[:2]
+    memory.check_output(op, (N, C) + out_size, x.dtype, scratch=N * C * out_size[0] * out_size[1] * 8)  # + indices
     y = np.empty((N, C) + out_size, dtype=x.dtype)
     indices = np.empty((N, C) + out_size, dtype=np.int64)
     compares = max_kernel.max_pool2d(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
@@ -206,6 +208,7 @@ def avg_pool2d(input: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode
     unbatched = input.ndim == 3
     x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
     N, C = x.shape[:2]
+    memory.check_output(op, (N, C) + out_size, x.dtype)
     y = np.empty((N, C) + out_size, dtype=x.dtype)
     override = 0 if divisor_override is None else int(divisor_override)
     adds, divides = avg_kernel.avg_pool2d(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],

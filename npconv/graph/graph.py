@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import engine as engines
+from .. import memory
 
 __all__ = ["Graph", "Node", "Ref", "resolve"]
 
@@ -119,9 +120,12 @@ class Graph:
 
     def run(self, *inputs, engine: str | None = None, trace: dict | None = None):
         """Evaluate the graph on NumPy `inputs` through npconv's kernels, counting each node
-        under its module's name. `trace`, if given, receives every node's output by name."""
+        under its module's name. `trace`, if given, receives every node's output by name.
+        Raises npconv.memory.InsufficientMemoryError, before any node runs, when the outputs
+        it would keep exceed the memory available (override: npconv.memory.unchecked())."""
         from .ops import run_node
 
+        memory.check_graph_run(self, inputs)
         env = self.environment(inputs)
         use = engines.use(engine) if engine is not None else contextlib.nullcontext()
         with use:

@@ -25,6 +25,7 @@ tutorial's block, used here, has ReLU6, as TF-Slim's implementation does.
 
 from __future__ import annotations
 
+from .. import memory
 from ..functional import layers as ops
 from ..functional.layer_backward import flatten_backward
 from ..nn import init
@@ -34,6 +35,7 @@ from ..nn.linear import Linear
 from ..nn.module import Module, Sequential
 from ..nn.normalization import BatchNorm2d
 from ..nn.pooling import AdaptiveAvgPool2d
+from . import _checks
 from .tutorial import MobileNetBlock
 
 # (output channels, stride) of the 13 depthwise separable blocks of Table 1.
@@ -55,13 +57,15 @@ class MobileNetV1(Module):
 
     def __init__(self, width_mult: float = 1.0, num_classes: int = 1000, *, rng=None):
         super().__init__()
-        if not width_mult > 0:
-            raise ValueError(f"MobileNetV1: width_mult must be positive, got {width_mult}")
-        rng = init.generator(rng)
+        width_mult = _checks.positive_number(width_mult, "width_mult", "MobileNetV1")
+        num_classes = _checks.integer(num_classes, "num_classes", "MobileNetV1")
         channels = lambda c: int(c * width_mult)  # noqa: E731
         in_ch = channels(32)
         if in_ch < 1:
-            raise ValueError(f"MobileNetV1: width_mult={width_mult} leaves the stem with {in_ch} channels")
+            raise ValueError(f"MobileNetV1(): argument 'width_mult' = {width_mult} leaves the stem with {in_ch} "
+                             f"channels (int(32 * width_mult)); use at least {1 / 32:g}")
+        memory.check_model(MobileNetV1, width_mult=width_mult, num_classes=num_classes)
+        rng = init.generator(rng)
         layers = [Sequential(Conv2d(3, in_ch, 3, 2, 1, bias=False, rng=rng), BatchNorm2d(in_ch), ReLU6(inplace=True))]
         for out_c, stride in BLOCKS:
             out_ch = channels(out_c)

@@ -32,6 +32,7 @@ N(0, 0.01) with zero bias.
 
 from __future__ import annotations
 
+from .. import memory
 from ..functional import layers as ops
 from ..functional.layer_backward import adaptive_avg_pool2d_backward, flatten_backward
 from ..nn import init
@@ -40,6 +41,7 @@ from ..nn.conv import Conv2d
 from ..nn.dropout import Dropout
 from ..nn.linear import Linear
 from ..nn.module import Module, Sequential
+from . import _checks
 from .residual import ResidualBranch
 from ..nn.normalization import BatchNorm2d
 
@@ -90,6 +92,10 @@ class InvertedResidual(ResidualBranch):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride should be 1 or 2 instead of {stride}")
+        inp = _checks.integer(inp, "inp", "InvertedResidual")
+        oup = _checks.integer(oup, "oup", "InvertedResidual")
+        _checks.positive_number(expand_ratio, "expand_ratio", "InvertedResidual")
+        memory.check_model(InvertedResidual, inp=inp, oup=oup, stride=stride, expand_ratio=expand_ratio)
         rng = init.generator(rng)
         self.stride = stride
         hidden_dim = int(round(inp * expand_ratio))
@@ -121,8 +127,12 @@ class MobileNetV2(Module):
     def __init__(self, width_mult: float = 1.0, num_classes: int = 1000, *, dropout: float = 0.2,
                  round_nearest: int = 8, rng=None):
         super().__init__()
-        if not width_mult > 0:
-            raise ValueError(f"MobileNetV2: width_mult must be positive, got {width_mult}")
+        width_mult = _checks.positive_number(width_mult, "width_mult", "MobileNetV2")
+        num_classes = _checks.integer(num_classes, "num_classes", "MobileNetV2")
+        _checks.probability(dropout, "dropout", "MobileNetV2")
+        round_nearest = _checks.integer(round_nearest, "round_nearest", "MobileNetV2")
+        memory.check_model(MobileNetV2, width_mult=width_mult, num_classes=num_classes, dropout=dropout,
+                           round_nearest=round_nearest)
         rng = init.generator(rng)
         input_channel = make_divisible(32 * width_mult, round_nearest)
         self.last_channel = make_divisible(1280 * max(1.0, width_mult), round_nearest)
@@ -143,10 +153,10 @@ class MobileNetV2(Module):
                 dtype = module.weight.dtype
                 module.weight = init.kaiming_normal_fan_out(module.weight.shape, rng, dtype)
                 if module.bias is not None:
-                    module.bias = module.bias * 0
+                    module.bias = init.zeros(module.bias.shape, module.bias.dtype)
             elif isinstance(module, Linear):
                 module.weight = init.normal(module.weight.shape, 0.01, rng, module.weight.dtype)
-                module.bias = module.bias * 0
+                module.bias = init.zeros(module.bias.shape, module.bias.dtype)
 
     def forward(self, x):
         x = self.features(x)

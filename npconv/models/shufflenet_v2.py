@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import memory
 from ..functional import layers as ops
 from ..functional.channels import cat_channels, cat_channels_backward, split_channels, split_channels_backward
 from ..functional.layer_backward import channel_shuffle_backward, residual_add_backward
@@ -37,6 +38,7 @@ from ..nn.activation import ReLU
 from ..nn.conv import Conv2d
 from ..nn.module import Module, Sequential
 from ..nn.normalization import BatchNorm2d
+from . import _checks
 
 
 class ShuffleNetV2Unit(Module):
@@ -49,12 +51,16 @@ class ShuffleNetV2Unit(Module):
 
     def __init__(self, inp: int, oup: int, stride: int, *, rng=None):
         super().__init__()
+        inp = _checks.integer(inp, "inp", "ShuffleNetV2Unit")
+        oup = _checks.integer(oup, "oup", "ShuffleNetV2Unit")
+        stride = _checks.integer(stride, "stride", "ShuffleNetV2Unit", minimum=0)
         if not 1 <= stride <= 3:
             raise ValueError("illegal stride value")
         branch_features = oup // 2
         if stride == 1 and inp != branch_features << 1:
             raise ValueError(f"Invalid combination of stride {stride}, inp {inp} and oup {oup} values. "
                              "If stride == 1 then inp should be equal to oup // 2 << 1.")
+        memory.check_model(ShuffleNetV2Unit, inp=inp, oup=oup, stride=stride)
         rng = init.generator(rng)
         self.stride = stride
         self.branch_features = branch_features

@@ -27,13 +27,16 @@ writes its `backward` under its `forward`: the same data flow in reverse.
 
 from __future__ import annotations
 
+from .. import memory
 from ..functional import layers as ops
 from ..functional.layer_backward import flatten_backward
+from ..geometry import int_pair
 from ..nn import init
 from ..nn.activation import ReLU6
 from ..nn.conv import Conv2d, ConvTranspose2d
 from ..nn.linear import Linear
 from ..nn.module import Module, Sequential
+from . import _checks
 from .residual import ResidualBranch
 from ..nn.normalization import BatchNorm2d
 from ..nn.pooling import AdaptiveAvgPool2d
@@ -49,6 +52,11 @@ class DepthwiseSeparableConv(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *, rng=None):
         super().__init__()
+        in_channels = _checks.integer(in_channels, "in_channels", "DepthwiseSeparableConv")
+        out_channels = _checks.integer(out_channels, "out_channels", "DepthwiseSeparableConv")
+        int_pair(kernel_size, "kernel_size", "DepthwiseSeparableConv")  # stride, padding: Conv2d checks them
+        memory.check_model(DepthwiseSeparableConv, in_channels=in_channels, out_channels=out_channels,
+                           kernel_size=kernel_size, stride=stride, padding=padding)
         rng = init.generator(rng)
         self.depthwise = Conv2d(in_channels, in_channels, kernel_size, stride=stride, padding=padding,
                                 groups=in_channels, rng=rng)
@@ -72,6 +80,9 @@ class MobileNetBlock(Module):
 
     def __init__(self, in_ch, out_ch, stride=1, *, rng=None):
         super().__init__()
+        in_ch = _checks.integer(in_ch, "in_ch", "MobileNetBlock")
+        out_ch = _checks.integer(out_ch, "out_ch", "MobileNetBlock")
+        memory.check_model(MobileNetBlock, in_ch=in_ch, out_ch=out_ch, stride=stride)
         rng = init.generator(rng)
         self.dw_conv = Sequential(
             Conv2d(in_ch, in_ch, 3, stride, 1, groups=in_ch, bias=False, rng=rng),
@@ -105,6 +116,10 @@ class InvertedResidual(ResidualBranch):
 
     def __init__(self, in_ch, out_ch, stride, expand_ratio=6, *, rng=None):
         super().__init__()
+        in_ch = _checks.integer(in_ch, "in_ch", "InvertedResidual")
+        out_ch = _checks.integer(out_ch, "out_ch", "InvertedResidual")
+        expand_ratio = _checks.integer(expand_ratio, "expand_ratio", "InvertedResidual")
+        memory.check_model(InvertedResidual, in_ch=in_ch, out_ch=out_ch, stride=stride, expand_ratio=expand_ratio)
         rng = init.generator(rng)
         hidden_ch = in_ch * expand_ratio
         self.use_residual = stride == 1 and in_ch == out_ch
@@ -136,6 +151,9 @@ class HybridBlock(Module):
 
     def __init__(self, in_ch, out_ch, *, rng=None):
         super().__init__()
+        in_ch = _checks.integer(in_ch, "in_ch", "HybridBlock")
+        out_ch = _checks.integer(out_ch, "out_ch", "HybridBlock")
+        memory.check_model(HybridBlock, in_ch=in_ch, out_ch=out_ch)
         rng = init.generator(rng)
         self.downsample = Conv2d(in_ch, out_ch, 3, stride=2, padding=1, rng=rng)
         self.mid = DepthwiseSeparableConv(out_ch, out_ch, 3, padding=1, rng=rng)
@@ -160,6 +178,8 @@ class TinyMobileNet(Module):
 
     def __init__(self, num_classes=10, *, rng=None):
         super().__init__()
+        num_classes = _checks.integer(num_classes, "num_classes", "TinyMobileNet")
+        memory.check_model(TinyMobileNet, num_classes=num_classes)
         rng = init.generator(rng)
         self.features = Sequential(
             Conv2d(3, 32, 3, 2, 1, bias=False, rng=rng),

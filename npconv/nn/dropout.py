@@ -31,7 +31,7 @@ class Dropout(Module):
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = float(p)
         self.inplace = inplace
-        self.generator = np.random.default_rng(init.generator(rng).integers(2**63))
+        self.generator = init.spawn(rng)  # seeded by one draw from rng (none inside init.dry())
 
     def forward(self, input):
         replay = copy.deepcopy(self.generator) if self.training and is_grad_enabled() else None

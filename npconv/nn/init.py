@@ -15,15 +15,54 @@ fan_in and fan_out follow torch.nn.init._calculate_fan_in_and_fan_out: for a wei
 (d0, d1, kH, kW), fan_in = d1 * kH * kW and fan_out = d0 * kH * kW. For Conv2d that is
 (C_in / groups) * kH * kW in; for ConvTranspose2d, whose weight is (C_in, C_out / groups, kH,
 kW), it is (C_out / groups) * kH * kW, as in PyTorch.
+
+A dry build. Inside `with init.dry():` every initialiser here (uniform, kaiming_uniform,
+bias_uniform, kaiming_normal_fan_out, normal, zeros, ones) returns a `placeholder`: an array
+of the right shape and dtype that takes no memory (read-only, every stride 0, over one
+shared zero), and draws nothing; `spawn` (a layer's own generator, Dropout's) draws nothing
+either, and `Module.register_parameter` / `register_buffer` keep any other array a
+constructor makes (BatchNorm2d's np.ones(C)) as a placeholder too. A model's constructor run
+inside it builds the model's real structure with every array in place and none kept or
+drawn, so `sum(p.size for p in model.parameters())` counts what a real build would allocate
+-- npconv.memory's check before a model is built. Arguments are validated exactly as outside
+(same errors); the default generator's state is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 
 _default_generator = np.random.default_rng(0)
+_dry: contextvars.ContextVar[bool] = contextvars.ContextVar("npconv_init_dry", default=False)
+
+
+@contextlib.contextmanager
+def dry():
+    """Inside, the initialisers return placeholders and draw nothing (module docstring)."""
+    token = _dry.set(True)
+    try:
+        yield
+    finally:
+        _dry.reset(token)
+
+
+def is_dry() -> bool:
+    """True inside `dry()`."""
+    return _dry.get()
+
+
+_ZERO = bytes(64)  # one zero of any dtype, shared by every placeholder
+
+
+def placeholder(shape, dtype) -> np.ndarray:
+    """An array of `shape` and `dtype` that takes no memory: one zero, read-only, every stride
+    0 (`.size` and `.nbytes` are those of the real array)."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return np.ndarray(shape, dtype, buffer=_ZERO, strides=(0,) * len(shape))
 
 
 def manual_seed(seed: int) -> None:
@@ -44,6 +83,15 @@ def generator(rng=None) -> np.random.Generator:
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, not {type(rng).__name__}")
 
 
+def spawn(rng=None) -> np.random.Generator:
+    """A layer's own Generator, seeded by one draw from `generator(rng)` (Dropout's mask
+    stream); inside `dry()` a fixed one, nothing drawn."""
+    parent = generator(rng)
+    if _dry.get():
+        return np.random.default_rng(0)
+    return np.random.default_rng(parent.integers(2**63))
+
+
 def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of `shape`, PyTorch's rule (module docstring)."""
     if len(shape) < 2:
@@ -54,6 +102,8 @@ def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
 
 def uniform(shape, bound: float, rng: np.random.Generator, dtype) -> np.ndarray:
     """U(-bound, bound) in `dtype` (drawn in float64, then rounded)."""
+    if _dry.get():
+        return placeholder(shape, dtype)
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
@@ -62,7 +112,7 @@ def kaiming_uniform(shape, rng: np.random.Generator, dtype, a: float = math.sqrt
     `torch.nn.init.kaiming_uniform_`: U(-b, b), b = sqrt(3) * sqrt(2 / (1 + a^2)) / sqrt(fan_in)."""
     fan_in, _ = fan_in_and_fan_out(tuple(shape))
     if fan_in == 0:
-        return np.zeros(shape, dtype=dtype)
+        return zeros(shape, dtype)
     gain = math.sqrt(2.0 / (1 + a * a))
     return uniform(shape, math.sqrt(3.0) * gain / math.sqrt(fan_in), rng, dtype)
 
@@ -79,9 +129,23 @@ def kaiming_normal_fan_out(shape, rng: np.random.Generator, dtype) -> np.ndarray
     (torchvision's MobileNetV2 convolutions)."""
     _, fan_out = fan_in_and_fan_out(tuple(shape))
     std = math.sqrt(2.0) / math.sqrt(fan_out)
+    if _dry.get():
+        return placeholder(shape, dtype)
     return rng.normal(0.0, std, size=shape).astype(dtype)
 
 
 def normal(shape, std: float, rng: np.random.Generator, dtype) -> np.ndarray:
     """N(0, std^2) in `dtype`."""
+    if _dry.get():
+        return placeholder(shape, dtype)
     return rng.normal(0.0, std, size=shape).astype(dtype)
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    """Zeros in `dtype` (`torch.nn.init.zeros_`); a placeholder inside `dry()`."""
+    return placeholder(shape, dtype) if _dry.get() else np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, dtype) -> np.ndarray:
+    """Ones in `dtype` (`torch.nn.init.ones_`); a placeholder inside `dry()`."""
+    return placeholder(shape, dtype) if _dry.get() else np.ones(shape, dtype=dtype)

@@ -64,12 +64,20 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .. import counting
+from . import init
 
 _hook_ids = itertools.count()
 _running: contextvars.ContextVar[tuple["Module", ...]] = contextvars.ContextVar("npconv_running_modules", default=())
 _tape: contextvars.ContextVar["_Tape | None"] = contextvars.ContextVar("npconv_tape", default=None)
 _backward_log: contextvars.ContextVar["BackwardLog | None"] = contextvars.ContextVar("npconv_backward_log",
                                                                                      default=None)
+
+
+def _dry_placeholder(value: np.ndarray) -> np.ndarray:
+    """Inside `init.dry()` (a dry build, npconv.memory), an array a constructor made without
+    an initialiser (BatchNorm2d's np.ones(C)) is kept as a zero-memory placeholder of its
+    shape and dtype, so that the dry build holds no array; placeholders are kept as they are."""
+    return value if value.strides == (0,) * value.ndim else init.placeholder(value.shape, value.dtype)
 
 
 def to_numpy(value) -> np.ndarray:
@@ -241,14 +249,14 @@ class Module:
             raise TypeError(
                 f"cannot assign {type(value).__name__} as parameter '{name}' (numpy.ndarray or None expected)"
             )
-        self._parameters[name] = value
+        self._parameters[name] = value if value is None or not init.is_dry() else _dry_placeholder(value)
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
         """Register a state array that is saved in `state_dict()` but not learned."""
         self._check_name(name)
         if value is not None and not isinstance(value, np.ndarray):
             raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' (numpy.ndarray or None expected)")
-        self._buffers[name] = value
+        self._buffers[name] = value if value is None or not init.is_dry() else _dry_placeholder(value)
 
     def add_module(self, name: str, module: "Module | None") -> None:
         if module is not None and not isinstance(module, Module):
