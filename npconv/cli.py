@@ -465,14 +465,16 @@ def _spec_summary(args):
         if dtype == np.float64:
             graph = graph.astype(np.float64)
         step(f"counting a forward pass of {'×'.join(map(str, shape))} on the reference kernels")
-        return graph_summary(graph, x.astype(dtype), torch_model=model if args.flop_counter else None), args.model
+        result = graph_summary(graph, x.astype(dtype), torch_model=model if args.flop_counter else None)
+        counters = _counters(args, step, model, x, graph.astype(np.float32), args.model) if args.counters else None
+        return result, args.model, counters
 
 
 def cmd_summary(args) -> int:
     if is_factory_spec(args.model):
-        result, label = _spec_summary(args)
+        result, label, counters = _spec_summary(args)
         backward, resolved = None, None
-        return _print_summary(args, result, label, backward, resolved)
+        return _print_summary(args, result, label, backward, resolved, counters)
     resolved = resolve(args.model, args.input, args.width, args.num_classes, args.out_channels)
     _check_memory(resolved, args)
     from .cost.summary import summary
@@ -488,17 +490,71 @@ def cmd_summary(args) -> int:
         step(f"counting a forward pass of {'×'.join(map(str, resolved.input_shape))} on the reference kernels")
         result = summary(model, resolved.input_shape, dtype=dtype, torch_model=twin, name=resolved.label)
         backward = _backward_rows(resolved, 0, step, twin) if args.backward else None
-    return _print_summary(args, result, resolved.label, backward, resolved)
+        counters = _builtin_counters(args, step, resolved, model, twin) if args.counters else None
+    return _print_summary(args, result, resolved.label, backward, resolved, counters)
 
 
-def _print_summary(args, result, label: str, backward, resolved) -> int:
+# ----------------------------------------------------------------------------- summary --counters
+
+
+def _counters(args, step, torch_model, x, graph, label, npconv_model=None, resolved=None):
+    """(forward report, training-step report or None) of npconv.counters: each counter's
+    convention over npconv's counts beside the counter's own figure (docs/counters.md)."""
+    from .counters import explain, explain_training_step
+
+    step("predicting each FLOP counter from npconv's counts and running the installed counters")
+    forward = explain(torch_model, x, graph=graph, name=label)
+    training = None
+    if args.backward and npconv_model is not None:
+        step("FlopCounterMode over a training step, and npconv's counted backward")
+        training = explain_training_step(npconv_model, torch_model, resolved.input_shape, name=label)
+    return forward, training
+
+
+def _builtin_counters(args, step, resolved, model, twin):
+    """--counters for a built-in model: its PyTorch twin captured with torch.export."""
+    _need_torch("summary --counters")
+    from .graph import capture
+
+    twin = resolved.twin(0) if twin is None else twin
+    x = np.zeros(resolved.input_shape, dtype=np.float32)
+    step("capturing the PyTorch twin with torch.export")
+    graph = capture(twin, x, name=resolved.label)
+    return _counters(args, step, twin, x, graph, resolved.label, model, resolved)
+
+
+def _print_counters(console, counters) -> None:
+    from .counters.report import counters_grid, counters_notes
+
+    forward, training = counters
+    shape = "×".join(map(str, forward.input_shape))
+    reports = [(forward, f"FLOP counters on {forward.model}, input {shape}: predicted from each counter's "
+                         f"convention, beside what it reports")]
+    if training is not None:
+        reports.append((training, f"a training step of {training.model}, input {shape}: the counters that count "
+                                  f"backward"))
+    for report, title in reports:
+        console.print(counters_grid(report, title))
+        for line in counters_notes(report):
+            console.print(line)
+
+
+def _print_summary(args, result, label: str, backward, resolved, counters=None) -> int:
     if args.json:
         out = result.as_dict()
         if backward is not None:
             out["backward"] = [_backward_row_dict(r) for r in backward]
+        if counters is not None:
+            out["counters"] = counters[0].as_dict()
+            if counters[1] is not None:
+                out["counters_training_step"] = counters[1].as_dict()
         print(json.dumps(out))
     elif args.markdown:
         print(result.to_markdown(), end="")
+        if counters is not None:
+            from .counters.report import counters_markdown
+
+            print("\n" + "\n\n".join(counters_markdown(r) for r in counters if r is not None))
     else:
         console = _console()
         shape = "×".join(map(str, result.input_shape))
@@ -520,10 +576,19 @@ def _print_summary(args, result, label: str, backward, resolved) -> int:
             console.print(f"[bold red]PyTorch disagrees[/] {escape(line)}")
         if backward is not None:
             _print_backward(console, backward, resolved)
+        if counters is not None:
+            _print_counters(console, counters)
     if result.mismatches or result.disagreements:
         print(f"npconv summary: error: {len(result.mismatches)} formula mismatch(es), "
               f"{len(result.disagreements)} disagreement(s) with PyTorch; first: "
               f"{(result.mismatches + result.disagreements)[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    wrong = [row for report in (counters or ()) if report is not None for row in report.mismatches]
+    if wrong:
+        print(f"npconv summary: error: {len(wrong)} counter(s) report other than npconv predicts from their "
+              f"conventions; first: {wrong[0].label}: predicted {wrong[0].predicted:,}, reported "
+              f"{wrong[0].reported:,}" + (f" ({wrong[0].differences[0]})" if wrong[0].differences else ""),
+              file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -822,7 +887,7 @@ Count one forward pass of MODEL on npconv's reference kernels and print, per lay
 shape, parameters (weights / bias / BatchNorm), counted MACs and the formula's, padding MACs,
 other operations by kind (bias adds, BatchNorm scale/shift, activation comparisons, pooling,
 residual adds), the minimum bytes moved and MACs per byte. Exits 1 if any counted figure
-differs from its formula. No PyTorch needed (except for --flop-counter).""",
+differs from its formula. No PyTorch needed (except for --flop-counter and --counters).""",
         epilog="models:\n" + _MODEL_HELP + "\n\nexamples:\n  npconv summary mobilenet_v1 --width 0.5\n"
                "  npconv summary mobilenet_v2 --input 1,3,160,160 --json")
     _add_model_options(p, model_required=True)
@@ -833,6 +898,11 @@ differs from its formula. No PyTorch needed (except for --flop-counter).""",
     p.add_argument("--backward", action="store_true",
                    help="also count a training step's backward MACs per layer (with --flop-counter: beside "
                         "FlopCounterMode's, disagreements flagged)")
+    p.add_argument("--counters", action="store_true",
+                   help="also each FLOP counter's total (FlopCounterMode, fvcore, thop, ptflops pytorch and aten "
+                        "backends, torchinfo), predicted from its convention over npconv's counts, beside what it "
+                        "reports when installed, the first layers where they differ, and its departures; with "
+                        "--backward, FlopCounterMode over a training step too (docs/counters.md)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help='print one JSON object: {"total": {"params", "macs", ...}, "layers": [...], ...}')
