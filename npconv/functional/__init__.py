@@ -8,6 +8,7 @@ and a call of the counted reference kernel (npconv/kernels) or the fast tier (np
     elementwise.py      clamp/hardtanh, sigmoid, add/sub/mul/div with broadcasting
     pooling.py          max and average pooling, means
     channels.py         channel concatenation and split (forward and backward)
+    pad.py              pad: F.pad's constant, reflect, replicate and circular padding
     backward.py         the convolutions' backward (grad_input, grad_weight, grad_bias)
     layer_backward.py   the other layers' backward
 
@@ -16,5 +17,6 @@ import paths too (npconv.ops, npconv.transpose, npconv.backward, ...: see npconv
 """
 
 from .conv import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
+from .pad import pad
 
-__all__ = ["conv2d", "depthwise_conv2d", "depthwise_separable_conv2d", "pointwise_conv2d"]
+__all__ = ["conv2d", "depthwise_conv2d", "depthwise_separable_conv2d", "pad", "pointwise_conv2d"]
