@@ -32,6 +32,8 @@ from .convert import from_torch
 from .graph import capture
 from .counting import Tally, count
 from .functional.conv import conv2d, depthwise_conv2d, depthwise_separable_conv2d, pointwise_conv2d
+from .functional.conv_nd import conv1d, conv1d_backward, conv3d  # one and three axes: docs/semantics.md
+from .functional.conv_nd import conv_transpose1d, conv_transpose1d_backward, conv_transpose3d
 from .functional.pad import pad
 from .geometry import Conv2dGeometry, conv2d_geometry
 from .cost.summary import summary
@@ -92,8 +94,14 @@ __all__ = [
     "capture",
     "assert_close_to_reference",
     "assert_within_bound",
+    "conv1d",
+    "conv1d_backward",
     "conv2d",
     "conv2d_error_bound",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose3d",
     "conv2d_geometry",
     "count",
     "engine",

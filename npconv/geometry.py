@@ -1,14 +1,19 @@
-"""Argument checking and output geometry for 2-D convolution.
+"""Argument checking and output geometry for convolution over 1, 2 or 3 spatial axes.
 
 Everything here is plain Python: it turns the user's arguments into a validated
-`Conv2dGeometry` (explicit per-side padding, output size, group sizes) or raises a
+`Conv2dGeometry` (explicit per-side padding, output size, group sizes) -- or, for conv1d
+and conv3d, a `ConvNdGeometry`, the same with a tuple per axis -- or raises a
 ValueError / TypeError whose message is modelled on PyTorch's. The kernels below it
-never see an invalid configuration.
+never see an invalid configuration. One set of rules serves every rank
+(`conv_nd_geometry`; `conv2d_geometry` is its 2-D instance); the transposed convolutions
+of 1 and 3 axes have theirs in `conv_transpose_nd_geometry`.
 
 PyTorch's rules, as `torch.nn.functional.conv2d` and `torch.nn.Conv2d` apply them
-(aten/src/ATen/native/Convolution.cpp, torch/nn/modules/conv.py):
+(aten/src/ATen/native/Convolution.cpp, torch/nn/modules/conv.py), and likewise for
+conv1d / conv3d with one int per axis:
 
-* stride >= 1, padding >= 0, dilation >= 1, groups >= 1, each an int or a pair;
+* stride >= 1, padding >= 0, dilation >= 1, groups >= 1, each an int or a pair (1-D: an
+  int or a list of one; 3-D: an int or a triple; a list of one int stands for all axes);
 * weight is (C_out, C_in / groups, kH, kW), C_out divisible by groups, bias is (C_out,);
 * padding="valid" is 0; padding="same" pads d*(k-1) in total per dimension, half of it
   (rounded down) on the top/left and the rest on the bottom/right; it needs stride 1;
@@ -21,6 +26,11 @@ PyTorch's rules, as `torch.nn.functional.conv2d` and `torch.nn.Conv2d` apply the
   (PyTorch sends only those through its "empty" path); with C_in = 0 the output has 0
   channels, whatever C_out is (PyTorch's empty path multiplies the empty input by the
   flattened weight).
+
+PyTorch computes a 1-D convolution as the 2-D one on a plane of height 1 (input
+(N, C, 1, L), kernel height 1), and so does npconv: `ConvNdGeometry.as_conv2d` is that
+plane. The checks PyTorch makes after that step word the plane (`kernel_height: 1
+kernel_width: 0`, `dilation_height: 1`), and npconv's 1-D messages do too (`_plane`).
 
 `pad_geometry` checks a `torch.nn.functional.pad` call (aten's PadNd.cpp, ReflectionPad.cpp,
 ReplicationPadding.cpp and `_pad_circular`, as PyTorch 2.13 applies them).
@@ -107,22 +117,30 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def int_pair(value, name: str, op: str = "conv2d") -> tuple[int, int]:
-    """An int, or a list/tuple of one or two ints, as PyTorch accepts; TypeError for non-integers."""
+def int_tuple(value, name: str, dims: int, op: str) -> tuple[int, ...]:
+    """An int, or a list/tuple of one or `dims` ints, as PyTorch accepts for a convolution
+    over `dims` axes (a single int or a one-element list stands for every axis); TypeError
+    for non-integers, ValueError for a list of another length."""
+    ints = f"a tuple of {dims} ints" if dims > 1 else "a tuple of 1 int"
     if _is_int(value):
-        return int(value), int(value)
+        return (int(value),) * dims
     if isinstance(value, (tuple, list)):
         if not all(_is_int(v) for v in value):
-            raise TypeError(f"{op}(): {name} must be an int or a tuple of 2 ints, but got {name}={value!r}")
+            raise TypeError(f"{op}(): {name} must be an int or {ints}, but got {name}={value!r}")
         if len(value) == 1:  # PyTorch expands a one-element list, as for a single int
-            return int(value[0]), int(value[0])
-        if len(value) != 2:
+            return (int(value[0]),) * dims
+        if len(value) != dims:
             raise ValueError(
-                f"expected {name} to be a single integer value or a list of 2 values to match "
+                f"expected {name} to be a single integer value or a list of {dims} values to match "
                 f"the convolution dimensions, but got {name}={list(value)}"
             )
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{op}(): {name} must be an int or a tuple of 2 ints, not {type(value).__name__}")
+        return tuple(int(v) for v in value)
+    raise TypeError(f"{op}(): {name} must be an int or {ints}, not {type(value).__name__}")
+
+
+def int_pair(value, name: str, op: str = "conv2d") -> tuple[int, int]:
+    """An int, or a list/tuple of one or two ints, as PyTorch accepts; TypeError for non-integers."""
+    return int_tuple(value, name, 2, op)
 
 
 def check_array(value, name: str, op: str = "conv2d") -> np.ndarray:
@@ -152,37 +170,128 @@ def check_same_dtype(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | N
         )
 
 
-def batched_shapes(input_shape: tuple, weight_shape: tuple, op: str) -> tuple[tuple[int, ...], bool]:
-    """PyTorch's rank checks: input 3-D (unbatched) or 4-D, weight 4-D. Returns the input
-    shape with a batch dimension and whether one was added."""
-    if len(input_shape) not in (3, 4):
+def batched_shapes(input_shape: tuple, weight_shape: tuple, op: str, dims: int = 2) -> tuple[tuple[int, ...], bool]:
+    """PyTorch's rank checks for a convolution over `dims` axes: input (dims + 1)-D
+    (unbatched) or (dims + 2)-D, weight (dims + 2)-D. Returns the input shape with a batch
+    dimension and whether one was added."""
+    if len(input_shape) not in (dims + 1, dims + 2):
         raise ValueError(
-            f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: {list(input_shape)}"
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {op}, "
+            f"but got input of size: {list(input_shape)}"
         )
-    unbatched = len(input_shape) == 3
+    unbatched = len(input_shape) == dims + 1
     if unbatched:
         input_shape = (1,) + tuple(input_shape)
-    if len(weight_shape) != 4:
+    if len(weight_shape) != dims + 2:
         raise ValueError(
-            f"Expected 4-dimensional weight for 4-dimensional input {list(input_shape)}, "
+            f"Expected {dims + 2}-dimensional weight for {dims + 2}-dimensional input {list(input_shape)}, "
             f"but got {len(weight_shape)}-dimensional weight of size {list(weight_shape)}"
         )
     return tuple(input_shape), unbatched
 
 
-def check_stride_groups_kernel(stride: tuple[int, int], groups: int, kernel: tuple[int, int]) -> None:
-    """stride >= 1, groups >= 1 and a non-empty kernel, with PyTorch's messages."""
-    if stride[0] <= 0 or stride[1] <= 0:
+def _plane(values: tuple, fill=1) -> tuple:
+    """Per-axis values as PyTorch's later messages show them: a 1-D convolution runs as the
+    2-D one on a plane of height 1 (module docstring), so its one axis gains a height `fill`."""
+    return (fill,) + tuple(values) if len(values) == 1 else tuple(values)
+
+
+def _labelled(label: str, values: tuple, separator: str = " ") -> str:
+    """'label_height: 1 label_width: 3' (or depth, height and width), PyTorch's way of
+    listing a per-axis argument."""
+    values = _plane(values)
+    names = ("depth", "height", "width")[3 - len(values):]
+    return separator.join(f"{label}_{axis}: {v}" for axis, v in zip(names, values))
+
+
+def check_stride_groups_kernel(stride: tuple[int, ...], groups: int, kernel: tuple[int, ...]) -> None:
+    """stride >= 1, groups >= 1 and a non-empty kernel, with PyTorch's messages (one int
+    per axis: 1, 2 or 3 of them)."""
+    if min(stride) <= 0:
         raise ValueError(f"non-positive stride is not supported, but got stride={list(stride)}")
     if groups <= 0:
         raise ValueError(f"non-positive groups is not supported, but got groups={groups}")
-    if kernel[0] <= 0 or kernel[1] <= 0:
-        raise ValueError(
-            f"kernel size should be greater than zero, but got kernel_height: {kernel[0]} kernel_width: {kernel[1]}"
+    if min(kernel) <= 0:
+        if len(kernel) == 3:
+            raise ValueError(f"kernel size should be greater than zero, but got: {' x '.join(map(str, kernel))} "
+                             f"(TxHxW)")
+        raise ValueError(f"kernel size should be greater than zero, but got {_labelled('kernel', tuple(kernel))}")
+
+
+@dataclass(frozen=True)
+class ConvNdGeometry:
+    """A validated convolution over `dims` = 1, 2 or 3 spatial axes, every size explicit.
+    Per-axis fields are tuples, outermost axis first: (depth, height, width), (height,
+    width) or (length,).
+
+    Shapes: input (N, C_in, *size), weight (C_out, C_in // groups, *kernel), output
+    (N, C_out, *out_size). `pad_before` / `pad_after`: the padding at the start / end of
+    each axis (they differ only under padding="same" with an odd total).
+    """
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pad_before: tuple[int, ...]
+    pad_after: tuple[int, ...]
+    padding_mode: str
+    out_size: tuple[int, ...]
+    has_bias: bool
+    unbatched: bool = False
+
+    @property
+    def dims(self) -> int:
+        return len(self.size)
+
+    @property
+    def in_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (self.batch, self.out_channels) + tuple(self.out_size)
+        return shape[1:] if self.unbatched else shape
+
+    def pad_argument(self) -> tuple[int, ...]:
+        """The padding in `torch.nn.functional.pad`'s order: (before, after) of the last axis
+        first."""
+        return tuple(v for before, after in zip(reversed(self.pad_before), reversed(self.pad_after))
+                     for v in (before, after))
+
+    def as_conv2d(self) -> Conv2dGeometry:
+        """The same convolution as a `Conv2dGeometry`: for 2 axes itself; for 1 axis the 2-D
+        convolution on a plane of height 1 (kernel height 1, stride and dilation 1, no padding
+        across it), which has the same outputs, the same sums in the same order and the
+        same counts -- how PyTorch computes conv1d, and npconv too."""
+        if self.dims not in (1, 2):
+            raise ValueError(f"a {self.dims}-d convolution is not a 2-d one")
+        unit = (1,) * (2 - self.dims)
+        zero = (0,) * (2 - self.dims)
+        (height, width), (kernel_h, kernel_w) = unit + self.size, unit + self.kernel
+        (stride_h, stride_w), (dilation_h, dilation_w) = unit + self.stride, unit + self.dilation
+        (pad_top, pad_left), (pad_bottom, pad_right) = zero + self.pad_before, zero + self.pad_after
+        (out_h, out_w) = unit + self.out_size
+        return Conv2dGeometry(
+            # the fields every convolution has, in _ConvGeometry's order
+            self.batch, self.in_channels, self.out_channels, self.groups, height, width,
+            kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+            pad_top=pad_top, pad_bottom=pad_bottom, pad_left=pad_left, pad_right=pad_right,
+            padding_mode=self.padding_mode, out_h=out_h, out_w=out_w, has_bias=self.has_bias,
+            unbatched=self.unbatched,
         )
 
 
-def conv2d_geometry(
+def conv_nd_geometry(
+    dims: int,
     input_shape: tuple[int, ...],
     weight_shape: tuple[int, ...],
     bias_shape: tuple[int, ...] | None = None,
@@ -191,12 +300,14 @@ def conv2d_geometry(
     dilation=1,
     groups=1,
     padding_mode: str = "zeros",
-) -> Conv2dGeometry:
-    """Validate a conv2d call from its shapes and arguments; return its geometry.
+) -> ConvNdGeometry:
+    """Validate a conv1d / conv2d / conv3d call (`dims` = 1, 2, 3) from its shapes and
+    arguments; return its geometry.
 
     Raises ValueError (TypeError for a wrong type) with PyTorch's wording where PyTorch
-    rejects the same call.
+    rejects the same call (`torch.nn.Conv{dims}d` semantics: padding_mode as nn.Conv*d).
     """
+    op = f"conv{dims}d"
     input_shape = tuple(input_shape)
     weight_shape = tuple(weight_shape)
     if not isinstance(padding_mode, str):
@@ -206,17 +317,17 @@ def conv2d_geometry(
             f"padding_mode must be one of {set(PADDING_MODES)}, but got padding_mode={padding_mode!r}"
         )
     if not _is_int(groups):
-        raise TypeError(f"conv2d(): groups must be an int, not {type(groups).__name__}")
-    stride_h, stride_w = int_pair(stride, "stride")
-    dilation_h, dilation_w = int_pair(dilation, "dilation")
+        raise TypeError(f"{op}(): groups must be an int, not {type(groups).__name__}")
+    stride = int_tuple(stride, "stride", dims, op)
+    dilation = int_tuple(dilation, "dilation", dims, op)
 
-    input_shape, unbatched = batched_shapes(input_shape, weight_shape, "conv2d")
-    batch, in_channels, height, width = input_shape
-    out_channels, in_per_group, kernel_h, kernel_w = weight_shape
+    input_shape, unbatched = batched_shapes(input_shape, weight_shape, op, dims)
+    batch, in_channels, size = input_shape[0], input_shape[1], input_shape[2:]
+    out_channels, in_per_group, kernel = weight_shape[0], weight_shape[1], weight_shape[2:]
 
-    check_stride_groups_kernel((stride_h, stride_w), groups, (kernel_h, kernel_w))
-    if dilation_h <= 0 or dilation_w <= 0:
-        raise ValueError(f"dilation should be greater than zero, but got {[dilation_h, dilation_w]}")
+    check_stride_groups_kernel(stride, groups, kernel)
+    if min(dilation) <= 0:
+        raise ValueError(f"dilation should be greater than zero, but got {list(_plane(dilation))}")
     if out_channels < groups:
         raise ValueError(
             f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
@@ -240,51 +351,240 @@ def conv2d_geometry(
 
     if isinstance(padding, str):
         if padding == "valid":
-            pad_top = pad_bottom = pad_left = pad_right = 0
+            pad_before = pad_after = (0,) * dims
         elif padding == "same":
-            if stride_h != 1 or stride_w != 1:
+            if min(stride) != 1 or max(stride) != 1:
                 raise ValueError("padding='same' is not supported for strided convolutions")
-            pad_top, pad_bottom = same_padding(kernel_h, dilation_h)
-            pad_left, pad_right = same_padding(kernel_w, dilation_w)
+            pad_before, pad_after = zip(*(same_padding(k, d) for k, d in zip(kernel, dilation)))
         else:
             raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
     else:
-        pad_h, pad_w = int_pair(padding, "padding")
-        if pad_h < 0 or pad_w < 0:
-            raise ValueError(f"negative padding is not supported, but got padding={[pad_h, pad_w]}")
-        pad_top = pad_bottom = pad_h
-        pad_left = pad_right = pad_w
+        pad_before = pad_after = int_tuple(padding, "padding", dims, op)
+        if min(pad_before) < 0:
+            raise ValueError(f"negative padding is not supported, but got padding={list(pad_before)}")
 
     if padding_mode != "zeros":
-        # nn.Conv2d pads with F.pad first, (left, right, top, bottom), on the input as given
+        # nn.Conv*d pads with F.pad first ((left, right, top, bottom, ...): the last axis
+        # first), on the input as given
         shown = input_shape[1:] if unbatched else input_shape
-        pad_geometry(shown, (pad_left, pad_right, pad_top, pad_bottom), _PAD_MODE_OF[padding_mode])
+        f_pad = tuple(v for b, a in zip(reversed(pad_before), reversed(pad_after)) for v in (b, a))
+        pad_geometry(shown, f_pad, _PAD_MODE_OF[padding_mode])
 
-    padded_h = height + pad_top + pad_bottom
-    padded_w = width + pad_left + pad_right
-    span_h = dilation_h * (kernel_h - 1) + 1
-    span_w = dilation_w * (kernel_w - 1) + 1
-    if padded_h < span_h or padded_w < span_w:
+    padded = tuple(s + b + a for s, b, a in zip(size, pad_before, pad_after))
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if any(p < k for p, k in zip(padded, span)):
         raise ValueError(
-            f"Calculated padded input size per channel: ({padded_h} x {padded_w}). "
-            f"Kernel size: ({span_h} x {span_w}). Kernel size can't be greater than actual input size"
+            f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
+            f"Kernel size: ({' x '.join(map(str, span))}). Kernel size can't be greater than actual input size"
         )
     # the input the convolution itself sees: padded already unless padding_mode is zeros
-    conv_h, conv_w = (height, width) if padding_mode == "zeros" else (padded_h, padded_w)
-    if batch > 0 and in_channels > 0 and (conv_h == 0 or conv_w == 0):
+    seen = size if padding_mode == "zeros" else padded
+    if batch > 0 and in_channels > 0 and min(seen) == 0:
         raise ValueError(
             f"Only zero batch or zero channel inputs are supported, but got input shape: "
-            f"{[batch, in_channels, conv_h, conv_w]}"
+            f"{[batch, in_channels, *seen]}"
         )
 
-    return Conv2dGeometry(
-        # the fields every convolution has, in _ConvGeometry's order
-        batch, in_channels, out_channels, groups, height, width,
-        kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
-        pad_top=pad_top, pad_bottom=pad_bottom, pad_left=pad_left, pad_right=pad_right, padding_mode=padding_mode,
-        out_h=conv_output_size(height, kernel_h, stride_h, pad_top, pad_bottom, dilation_h),
-        out_w=conv_output_size(width, kernel_w, stride_w, pad_left, pad_right, dilation_w),
+    return ConvNdGeometry(
+        batch, in_channels, out_channels, groups, tuple(size), tuple(kernel), stride, dilation,
+        tuple(pad_before), tuple(pad_after), padding_mode,
+        out_size=tuple(conv_output_size(*axis) for axis in zip(size, kernel, stride, pad_before, pad_after, dilation)),
         has_bias=bias_shape is not None, unbatched=unbatched,
+    )
+
+
+def conv2d_geometry(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...] | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode: str = "zeros",
+) -> Conv2dGeometry:
+    """Validate a conv2d call from its shapes and arguments; return its geometry.
+
+    Raises ValueError (TypeError for a wrong type) with PyTorch's wording where PyTorch
+    rejects the same call (the rules of `conv_nd_geometry`, with two axes).
+    """
+    return conv_nd_geometry(2, input_shape, weight_shape, bias_shape, stride, padding, dilation, groups,
+                            padding_mode).as_conv2d()
+
+
+def conv1d_geometry(input_shape, weight_shape, bias_shape=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode: str = "zeros") -> ConvNdGeometry:
+    """Validate a conv1d call (input (N, C_in, L) or (C_in, L), weight (C_out, C_in/groups, K));
+    return its geometry (`.as_conv2d()`: the plane of height 1 it is computed on)."""
+    return conv_nd_geometry(1, input_shape, weight_shape, bias_shape, stride, padding, dilation, groups,
+                            padding_mode)
+
+
+def conv3d_geometry(input_shape, weight_shape, bias_shape=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode: str = "zeros") -> ConvNdGeometry:
+    """Validate a conv3d call (input (N, C_in, D, H, W) or (C_in, D, H, W), weight
+    (C_out, C_in/groups, KD, KH, KW)); return its geometry."""
+    return conv_nd_geometry(3, input_shape, weight_shape, bias_shape, stride, padding, dilation, groups,
+                            padding_mode)
+
+
+# --------------------------------------------------------------------------------------
+# transposed convolution over 1 or 3 axes (the 2-D rules: npconv/functional/conv_transpose.py)
+# --------------------------------------------------------------------------------------
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int,
+                               dilation: int) -> int:
+    """(size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+@dataclass(frozen=True)
+class ConvTransposeNdGeometry:
+    """A validated transposed convolution over `dims` = 1, 2 or 3 axes, every size explicit;
+    per-axis fields are tuples, outermost axis first, as in `ConvNdGeometry`.
+
+    Shapes: input (N, C_in, *size), weight (C_in, C_out // groups, *kernel), output
+    (N, C_out, *out_size); `full_size` is the uncropped scatter target.
+    """
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    out_size: tuple[int, ...]
+    has_bias: bool
+    unbatched: bool = False
+
+    @property
+    def dims(self) -> int:
+        return len(self.size)
+
+    @property
+    def in_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (self.batch, self.out_channels) + tuple(self.out_size)
+        return shape[1:] if self.unbatched else shape
+
+    @property
+    def full_size(self) -> tuple[int, ...]:
+        """Per axis, the uncropped scatter target: every tap of every input position, plus
+        output_padding: (size - 1) * stride + dilation * (kernel - 1) + 1 + output_padding."""
+        return tuple((s - 1) * st + d * (k - 1) + 1 + op for s, st, d, k, op in
+                     zip(self.size, self.stride, self.dilation, self.kernel, self.output_padding))
+
+
+def conv_transpose_nd_geometry(
+    dims: int,
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...] | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+) -> ConvTransposeNdGeometry:
+    """Validate a conv_transpose1d / conv_transpose3d call (`dims` = 1, 3; 2 gives the rules
+    of `conv_transpose2d_geometry`, which the tests hold this against) from its shapes and
+    arguments; return its geometry. PyTorch's rules (`check_shape_forward`, `ConvParams`):
+
+    * stride >= 1, padding >= 0, output_padding >= 0, dilation >= 1, groups >= 1, a
+      non-empty kernel and C_out / groups >= 1; padding may not be a string;
+    * output_padding < stride or output_padding < dilation, on each axis;
+    * C_in divisible by groups, the input has C_in channels, bias is (C_out,);
+    * the output at least 1 on each axis, and no empty input axis; with an empty batch
+      both may be empty (PyTorch's empty path), only a negative output size is an error.
+
+    Raises ValueError (TypeError for a wrong type) with PyTorch's wording.
+    """
+    op = f"conv_transpose{dims}d"
+    input_shape = tuple(input_shape)
+    weight_shape = tuple(weight_shape)
+    if not _is_int(groups):
+        raise TypeError(f"{op}(): argument 'groups' must be int, not {type(groups).__name__}")
+    stride = int_tuple(stride, "stride", dims, op)
+    padding = int_tuple(padding, "padding", dims, op)
+    output_padding = int_tuple(output_padding, "output_padding", dims, op)
+    dilation = int_tuple(dilation, "dilation", dims, op)
+
+    input_shape, unbatched = batched_shapes(input_shape, weight_shape, op, dims)
+    batch, in_channels, size = input_shape[0], input_shape[1], input_shape[2:]
+    weight_in, out_per_group, kernel = weight_shape[0], weight_shape[1], weight_shape[2:]
+    # PyTorch's 3-D kernel words an empty weight its own way, the 1-D and 2-D ones share the 2-D wording
+    empty_weight = (f"non-empty 5D (n_output_plane x n_input_plane x kernel_depth x kernel_height x kernel_width) "
+                    f"tensor expected for weight, but got: {list(weight_shape)}" if dims == 3 else
+                    f"non-empty 4D weight tensor expected, but got: {list(weight_shape[:2] + _plane(kernel))}")
+
+    if dims == 3:
+        check_stride_groups_kernel(stride, groups, (1,) * dims)
+        if min(kernel) <= 0:
+            raise ValueError(empty_weight)
+    else:
+        check_stride_groups_kernel(stride, groups, kernel)
+    if min(padding) < 0:
+        raise ValueError(f"negative padding is not supported, but got padding={list(padding)}")
+    if min(output_padding) < 0:
+        raise ValueError(f"negative output_padding is not supported, but got output_padding={list(output_padding)}")
+    if min(dilation) <= 0:
+        raise ValueError(f"dilation should be greater than zero, but got {_labelled('dilation', dilation, ', ')}")
+    if weight_in < groups:
+        raise ValueError(
+            f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
+            f"but got weight of size {list(weight_shape)} instead"
+        )
+    if out_per_group <= 0:
+        raise ValueError(empty_weight)
+    if weight_in % groups != 0:
+        raise ValueError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+            f"but got weight of size {list(weight_shape)} instead"
+        )
+    if in_channels != weight_in:
+        raise ValueError(
+            f"Given transposed=1, weight of size {list(weight_shape)}, expected input{list(input_shape)} "
+            f"to have {weight_in} channels, but got {in_channels} channels instead"
+        )
+    out_channels = out_per_group * groups
+    if bias_shape is not None and tuple(bias_shape) != (out_channels,):
+        raise ValueError(
+            f"Given transposed=1, weight of size {list(weight_shape)}, expected bias to be 1-dimensional with "
+            f"{out_channels} elements, but got bias of size {list(bias_shape)} instead"
+        )
+    if any(not (op_ < s or op_ < d) for op_, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"output padding must be smaller than either stride or dilation, but got "
+            f"{_labelled('output_padding', output_padding)} {_labelled('stride', stride)} "
+            f"{_labelled('dilation', dilation)}"
+        )
+    # PyTorch sends an empty batch down its "empty" path, which only shapes the output: an
+    # empty input axis, and an empty output, are fine there (a negative output size is not)
+    if batch > 0 and min(size) <= 0:
+        raise ValueError(f"Only zero batch or zero channel inputs are supported, but got input shape: "
+                         f"{[batch, in_channels, *_plane(size)]}")
+    out_size = tuple(conv_transpose_output_size(*axis) for axis in
+                     zip(size, kernel, stride, padding, output_padding, dilation))
+    if min(out_size) < (1 if batch > 0 else 0):
+        raise ValueError(
+            f"Given input size per channel: ({' x '.join(map(str, _plane(size)))}). Calculated output size per "
+            f"channel: ({' x '.join(map(str, _plane(out_size)))}). Output size is too small"
+        )
+    return ConvTransposeNdGeometry(
+        batch, in_channels, out_channels, groups, tuple(size), tuple(kernel), stride, dilation, padding,
+        output_padding, out_size, has_bias=bias_shape is not None, unbatched=unbatched,
     )
 
 

@@ -41,7 +41,8 @@ from ..cost import formulas
 from ..functional import layers as ops
 from ..functional import pooling
 from ..functional.conv import conv2d
-from ..geometry import conv2d_geometry
+from ..functional.conv_nd import conv1d, conv3d, conv_transpose1d, conv_transpose3d
+from ..geometry import conv2d_geometry, conv_nd_geometry, conv_transpose_nd_geometry
 from ..functional.pad import pad as _npconv_pad
 from ..functional.conv_transpose import conv_transpose2d, conv_transpose2d_geometry
 from .graph import Node, resolve
@@ -92,18 +93,27 @@ def _copy(fn, user: str, op: str) -> OpSpec:
 
 
 def _convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups):
-    if np.ndim(w) != 4:
-        raise NotImplementedError(f"convolution with a {np.ndim(w) - 2}-d kernel: npconv has 2-d convolution only")
+    """aten.convolution: conv1d / conv2d / conv3d (or their transposed twins) by the weight's
+    rank, 3, 4 or 5."""
+    dims = np.ndim(w) - 2
+    if dims not in _CONVOLUTIONS:
+        raise NotImplementedError(f"convolution with a {dims}-d kernel: npconv has 1-d, 2-d and 3-d convolution")
+    conv, conv_transpose = _CONVOLUTIONS[dims]
     if transposed:
-        return conv_transpose2d(x, w, b, tuple(stride), tuple(padding), tuple(output_padding), groups, tuple(dilation))
-    return conv2d(x, w, b, tuple(stride), tuple(padding), tuple(dilation), groups)
+        return conv_transpose(x, w, b, tuple(stride), tuple(padding), tuple(output_padding), groups, tuple(dilation))
+    return conv(x, w, b, tuple(stride), tuple(padding), tuple(dilation), groups)
+
+
+_CONVOLUTIONS = {1: (conv1d, conv_transpose1d), 2: (conv2d, conv_transpose2d), 3: (conv3d, conv_transpose3d)}
 
 
 def _convolution_bound(dtype, x, w, b, stride, padding, dilation, transposed, output_padding, groups):
     """γ_n(u)·(|W| ⋆ |x| + |b|) + n·tiny, n terms per output (+1 for the bias): Higham eq. 3.5
-    for any evaluation tree of an inner product; GEMM + col2im for a transposed convolution is one."""
-    kh, kw = w.shape[2], w.shape[3]
-    n = (w.shape[0] // groups if transposed else w.shape[1]) * kh * kw + (0 if b is None else 1)
+    for any evaluation tree of an inner product; GEMM + col2im for a transposed convolution is one.
+    n = (C_in/g)·prod(kernel) for any rank (a transposed convolution: at most one input
+    position per tap and axis reaches an output, so the same count with its own C_in/g)."""
+    kernel_taps = int(np.prod(np.shape(w)[2:]))
+    n = (w.shape[0] // groups if transposed else w.shape[1]) * kernel_taps + (0 if b is None else 1)
     with counting.paused():
         magnitude = _convolution(np.abs(x), np.abs(w), None if b is None else np.abs(b), stride, padding, dilation,
                                  transposed, output_padding, groups)
@@ -112,6 +122,10 @@ def _convolution_bound(dtype, x, w, b, stride, padding, dilation, transposed, ou
 
 def _convolution_formula(out, x, w, b, stride, padding, dilation, transposed, output_padding, groups):
     bias_shape = None if b is None else np.shape(b)
+    dims = np.ndim(w) - 2
+    if dims != 2:
+        return _convolution_nd_formula(dims, out, x, w, bias_shape, stride, padding, dilation, transposed,
+                                       output_padding, groups)
     if transposed:
         g = conv_transpose2d_geometry(np.shape(x), np.shape(w), bias_shape, tuple(stride), tuple(padding),
                                       tuple(output_padding), groups, tuple(dilation))
@@ -127,6 +141,25 @@ def _convolution_formula(out, x, w, b, stride, padding, dilation, transposed, ou
                                          (g.kernel_h, g.kernel_w), g.groups),
             "padding_macs": formulas.conv2d_padding_macs(g),
             "bias_adds": formulas.conv2d_bias_adds(g.batch, g.out_channels, (g.out_h, g.out_w), g.has_bias)}
+
+
+def _convolution_nd_formula(dims, out, x, w, bias_shape, stride, padding, dilation, transposed, output_padding,
+                            groups):
+    """The closed forms of a 1-d or 3-d aten.convolution (npconv.formulas.conv1d_* / conv3d_*)."""
+    name = f"conv{dims}d"
+    if transposed:
+        g = conv_transpose_nd_geometry(dims, np.shape(x), np.shape(w), bias_shape, tuple(stride), tuple(padding),
+                                       tuple(output_padding), groups, tuple(dilation))
+        return {"macs": getattr(formulas, f"conv_transpose{dims}d_macs")(g.batch, g.in_channels, g.out_channels,
+                                                                        g.size, g.kernel, g.groups),
+                "inside_macs": getattr(formulas, f"conv_transpose{dims}d_inside_macs")(g),
+                "bias_adds": getattr(formulas, f"{name}_bias_adds")(g.batch, g.out_channels, g.out_size, g.has_bias)}
+    g = conv_nd_geometry(dims, np.shape(x), np.shape(w), bias_shape, tuple(stride), tuple(padding), tuple(dilation),
+                         groups)
+    return {"macs": getattr(formulas, f"{name}_macs")(g.batch, g.in_channels, g.out_channels, g.out_size, g.kernel,
+                                                      g.groups),
+            "padding_macs": getattr(formulas, f"{name}_padding_macs")(g),
+            "bias_adds": getattr(formulas, f"{name}_bias_adds")(g.batch, g.out_channels, g.out_size, g.has_bias)}
 
 
 # ----------------------------------------------------------------------------- matrix products
@@ -307,7 +340,7 @@ def _padding(mode: str, user: str) -> OpSpec:
 
 OPS: dict[str, OpSpec] = {
     "aten.convolution.default": OpSpec(_convolution, _convolution_bound, _convolution_formula,
-                                       "nn.Conv2d / nn.ConvTranspose2d / F.conv2d"),
+                                       "nn.Conv1d/2d/3d / nn.ConvTranspose1d/2d/3d / F.conv*d"),
     "aten.addmm.default": OpSpec(_addmm, _addmm_bound, _addmm_formula, "nn.Linear / F.linear"),
     "aten.mm.default": OpSpec(_mm, _mm_bound, _mm_formula, "nn.Linear(bias=False) / torch.mm"),
     "aten._native_batch_norm_legit_no_training.default": OpSpec(_batch_norm, _batch_norm_bound,

@@ -66,6 +66,8 @@ from hypothesis import strategies as st
 from ..geometry import PADDING_MODES, same_padding
 from .database import example_database
 from .random_networks import NetworkSpec, network_and_input, networks
+from . import conv_nd
+from .conv_nd import *  # noqa: F401,F403 -- conv1d, conv3d and transposed: conv_nd.__all__
 
 __all__ = [
     "example_database",
@@ -80,6 +82,7 @@ __all__ = [
     "networks",
     "network_and_input",
     "VALUE_FAMILIES",
+    *conv_nd.__all__,
 ]
 
 VALUE_FAMILIES = ("normal", "integers", "wide", "special")

@@ -1,5 +1,6 @@
-"""Closed-form sizes, parameter counts and MAC counts of the 2-D convolution forward pass:
-standard, depthwise, pointwise and depthwise separable.
+"""Closed-form sizes, parameter counts and MAC counts of the convolution forward pass:
+standard, depthwise, pointwise and depthwise separable in 2-D; conv1d, conv3d and their
+transposed twins at the end of the file.
 
 These live apart from the kernels on purpose: the kernels count what they execute, the
 functions here predict it, and the tests hold one against the other. Conventions (see
@@ -13,8 +14,10 @@ OH x OW output, s stride, d dilation, M channel multiplier of a depthwise layer.
 
 from __future__ import annotations
 
-from ...geometry import Conv2dGeometry, conv_output_size, same_padding
-from ._common import _pair, _taps_inside
+import numbers
+
+from ...geometry import Conv2dGeometry, ConvNdGeometry, ConvTransposeNdGeometry, conv_output_size, same_padding
+from ._common import _numel, _pair, _taps_inside
 
 __all__ = [
     "conv_output_size",
@@ -31,6 +34,18 @@ __all__ = [
     "depthwise_separable_macs",
     "separable_to_standard_ratio",
     "standard_conv_macs",
+    "conv1d_params",
+    "conv1d_macs",
+    "conv1d_bias_adds",
+    "conv1d_padding_macs",
+    "conv3d_params",
+    "conv3d_macs",
+    "conv3d_bias_adds",
+    "conv3d_padding_macs",
+    "conv_transpose1d_macs",
+    "conv_transpose1d_inside_macs",
+    "conv_transpose3d_macs",
+    "conv_transpose3d_inside_macs",
 ]
 
 
@@ -128,3 +143,141 @@ def separable_to_standard_ratio(out_channels: int, kernel_size) -> float:
     """
     kh, kw = _pair(kernel_size)
     return 1 / out_channels + 1 / (kh * kw)
+
+
+# ----------------------------------------------------------------------------- 1-D and 3-D
+#
+# The 2-D derivations above hold axis by axis: a kernel has one tap per axis and channel,
+# an output one position per axis, and the inside condition of a tap is a product of one
+# condition per axis. conv1d is the 2-D convolution on a plane of height 1 (npconv.conv1d),
+# so each 1-D count equals its 2-D count with K_h = OH = H = 1; conv3d adds a depth axis.
+# Sizes are one int per axis (a single int: the same on every axis).
+
+
+def _per_axis(value, dims: int) -> tuple[int, ...]:
+    """An int (the same on every axis) or a sequence of `dims` ints."""
+    if isinstance(value, numbers.Integral):
+        return (int(value),) * dims
+    value = tuple(int(v) for v in value)
+    if len(value) != dims:
+        raise ValueError(f"expected {dims} sizes, got {value}")
+    return value
+
+
+def _conv_nd_params(in_channels, out_channels, kernel_size, groups, bias, dims) -> int:
+    """C_out * (C_in / g) * prod(kernel) (+ C_out): conv2d_params' derivation, per axis."""
+    return out_channels * (in_channels // groups) * _numel(_per_axis(kernel_size, dims)) + (out_channels if bias else 0)
+
+
+def _conv_nd_macs(batch, in_channels, out_channels, out_size, kernel_size, groups, dims) -> int:
+    """N * C_out * prod(out) * (C_in / g) * prod(kernel): conv2d_macs' derivation, per axis."""
+    return (batch * out_channels * _numel(_per_axis(out_size, dims)) * (in_channels // groups)
+            * _numel(_per_axis(kernel_size, dims)))
+
+
+def _conv_nd_padding_macs(g: ConvNdGeometry) -> int:
+    """conv2d_padding_macs' derivation, per axis: a tap reads the input iff it does on every
+    axis, and the condition on one axis depends on that axis's output index and tap only, so
+    the inside (output, tap) pairs are the product over axes of
+    inside_a = sum_t #{i < O_a : pad_before_a <= i*s_a + t*d_a < pad_before_a + size_a}:
+
+        padding_macs = N * C_out * (C_in / g) * (prod_a O_a * K_a - prod_a inside_a)
+    """
+    taps, inside = 1, 1
+    for out, kernel, stride, dilation, pad, size in zip(g.out_size, g.kernel, g.stride, g.dilation, g.pad_before,
+                                                         g.size):
+        taps *= out * kernel
+        inside *= sum(_taps_inside(out, stride, t * dilation, pad, size) for t in range(kernel))
+    return g.batch * g.out_channels * g.in_per_group * (taps - inside)
+
+
+def _conv_transpose_nd_macs(batch, in_channels, out_channels, in_size, kernel_size, groups, dims) -> int:
+    """N * C_in * prod(in) * (C_out / g) * prod(kernel): every input element times each of
+    the weights of its group, one product each, cropped ones included
+    (formulas.conv_transpose2d_macs' derivation, per axis)."""
+    return (batch * in_channels * _numel(_per_axis(in_size, dims)) * (out_channels // groups)
+            * _numel(_per_axis(kernel_size, dims)))
+
+
+def _conv_transpose_nd_inside_macs(g: ConvTransposeNdGeometry) -> int:
+    """formulas.conv_transpose2d_inside_macs' derivation, per axis: the product of input
+    position i and tap t lands at i*s + t*d of the uncropped axis, inside the output iff
+    padding <= i*s + t*d < padding + O; the condition factorises over axes, so
+
+        inside_macs = N * C_in * (C_out / g) * prod_a sum_t #{i < size_a : inside on axis a}
+    """
+    inside = 1
+    for size, kernel, stride, dilation, pad, out in zip(g.size, g.kernel, g.stride, g.dilation, g.padding,
+                                                         g.out_size):
+        inside *= sum(_taps_inside(size, stride, t * dilation, pad, out) for t in range(kernel))
+    return g.batch * g.in_channels * g.out_per_group * inside
+
+
+def conv1d_params(in_channels: int, out_channels: int, kernel_size, groups: int = 1, bias: bool = True) -> int:
+    """Parameters of a 1-D convolution: C_out * (C_in / g) * K (+ C_out with a bias)."""
+    return _conv_nd_params(in_channels, out_channels, kernel_size, groups, bias, 1)
+
+
+def conv1d_macs(batch: int, in_channels: int, out_channels: int, out_length, kernel_size, groups: int = 1) -> int:
+    """MACs of a dense 1-D convolution: N * C_out * OL * (C_in / g) * K (padding taps included)."""
+    return _conv_nd_macs(batch, in_channels, out_channels, out_length, kernel_size, groups, 1)
+
+
+def conv1d_bias_adds(batch: int, out_channels: int, out_length, bias: bool = True) -> int:
+    """Bias adds: one per output element, N * C_out * OL, when there is a bias."""
+    return batch * out_channels * _numel(_per_axis(out_length, 1)) if bias else 0
+
+
+def conv1d_padding_macs(geometry: ConvNdGeometry) -> int:
+    """MACs whose tap lies in the padding border (a 1-D ConvNdGeometry, npconv.geometry.conv1d_geometry):
+    N * C_out * (C_in / g) * (OL * K - sum_q #{l : l*s + q*d reads the input})."""
+    return _conv_nd_padding_macs(geometry)
+
+
+def conv3d_params(in_channels: int, out_channels: int, kernel_size, groups: int = 1, bias: bool = True) -> int:
+    """Parameters of a 3-D convolution: C_out * (C_in / g) * K_d * K_h * K_w (+ C_out with a bias)."""
+    return _conv_nd_params(in_channels, out_channels, kernel_size, groups, bias, 3)
+
+
+def conv3d_macs(batch: int, in_channels: int, out_channels: int, out_size, kernel_size, groups: int = 1) -> int:
+    """MACs of a dense 3-D convolution: N * C_out * OD * OH * OW * (C_in / g) * K_d * K_h * K_w.
+
+    Derivation: as conv2d_macs, one multiply-accumulate per (output element, input channel
+    of its group, tap), padding taps included."""
+    return _conv_nd_macs(batch, in_channels, out_channels, out_size, kernel_size, groups, 3)
+
+
+def conv3d_bias_adds(batch: int, out_channels: int, out_size, bias: bool = True) -> int:
+    """Bias adds: one per output element, N * C_out * OD * OH * OW, when there is a bias."""
+    return batch * out_channels * _numel(_per_axis(out_size, 3)) if bias else 0
+
+
+def conv3d_padding_macs(geometry: ConvNdGeometry) -> int:
+    """MACs whose tap lies in the padding border (a 3-D ConvNdGeometry):
+    N * C_out * (C_in / g) * (OD*OH*OW*K_d*K_h*K_w - P * R * C), P, R, C the inside
+    (output, tap) pairs of the depth, height and width axes (`_conv_nd_padding_macs`)."""
+    return _conv_nd_padding_macs(geometry)
+
+
+def conv_transpose1d_macs(batch: int, in_channels: int, out_channels: int, in_length, kernel_size,
+                          groups: int = 1) -> int:
+    """Scatter MACs of a 1-D transposed convolution: N * C_in * L * (C_out / g) * K."""
+    return _conv_transpose_nd_macs(batch, in_channels, out_channels, in_length, kernel_size, groups, 1)
+
+
+def conv_transpose1d_inside_macs(geometry: ConvTransposeNdGeometry) -> int:
+    """Scatter MACs that land inside the cropped output (a 1-D ConvTransposeNdGeometry):
+    N * C_in * (C_out / g) * sum_q #{l < L : pad <= l*s + q*d < pad + OL}."""
+    return _conv_transpose_nd_inside_macs(geometry)
+
+
+def conv_transpose3d_macs(batch: int, in_channels: int, out_channels: int, in_size, kernel_size,
+                          groups: int = 1) -> int:
+    """Scatter MACs of a 3-D transposed convolution: N * C_in * D * H * W * (C_out / g) * K_d * K_h * K_w."""
+    return _conv_transpose_nd_macs(batch, in_channels, out_channels, in_size, kernel_size, groups, 3)
+
+
+def conv_transpose3d_inside_macs(geometry: ConvTransposeNdGeometry) -> int:
+    """Scatter MACs that land inside the cropped output (a 3-D ConvTransposeNdGeometry): the
+    2-D count's product of per-axis interval counts with a depth factor (`_conv_transpose_nd_inside_macs`)."""
+    return _conv_transpose_nd_inside_macs(geometry)
