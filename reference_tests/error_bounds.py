@@ -255,8 +255,9 @@ def batch_norm_train_bound(layer: BatchNorm2d, x: Bounded, dtype, stats=None) ->
         return BatchNormTrainBound(output, None, None)
     f = momentum
     unbias = m / (m - 1)
-    mean_error = f * d_mu + g(5, dtype) * ((1 - f) * np.abs(rm) + f * (np.abs(mu) + d_mu))
-    var_error = f * d_v * unbias + g(5, dtype) * ((1 - f) * rv + f * (v + d_v) * unbias)
+    # PyTorch takes any momentum (negative, above 1): the weights enter by their magnitudes
+    mean_error = abs(f) * d_mu + g(5, dtype) * (abs(1 - f) * np.abs(rm) + abs(f) * (np.abs(mu) + d_mu))
+    var_error = abs(f) * d_v * unbias + g(5, dtype) * (abs(1 - f) * rv + abs(f) * (v + d_v) * unbias)
     tiny = 5 * float(np.finfo(dtype).tiny)
     return BatchNormTrainBound(output, Bounded(result.running_mean, mean_error + tiny),
                                Bounded(result.running_var, var_error + tiny))

@@ -146,6 +146,8 @@ def assert_within_bound(actual, reference, bound, *, what: str = "result") -> No
     if actual.shape != reference.shape:
         raise AssertionError(f"{what}: shape {actual.shape} differs from the reference's {reference.shape}")
     bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), reference.shape)
+    if np.any(bound < 0):  # a bound is a magnitude: a negative one is a bug in whoever derived it
+        raise ValueError(f"{what}: the bound is negative at {int(np.sum(bound < 0))} positions")
     judged = ~(bound == np.inf)
     ref_nan = np.isnan(reference)
     ref_inf = np.isinf(reference)
