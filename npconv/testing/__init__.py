@@ -8,12 +8,14 @@
     assert_paths(model, x)            # the cheap paths; AssertionError with the report
 
 Every path's output is held to npconv's float64 evaluation of the captured graph within a
-first-order bound derived for that path's arithmetic (`arithmetic`: float32; BatchNorm folded
-into the convolution; bfloat16 autocast; TF32), Σ_k |∂(c·y)/∂v_k|·b_k over the graph's nodes
-for a few directions c (`oracle`). A failing path is localised to the first node whose
-output, computed by the same path on a prefix of the graph (`prefix`), leaves its bound
+bound derived for that path's arithmetic (`arithmetic`: float32; BatchNorm folded into the
+convolution; bfloat16 autocast; TF32): a first-order running-error bound Σ_k |∂(c·y)/∂v_k|·b_k
+over the graph's nodes for a few directions c, rigorous to first order, and a sharper
+probabilistic one that sums each element's own roundings in quadrature (Higham and Mary 2019),
+the default criterion (`oracle`). A failing path is localised to the first node whose output,
+computed by the same path on a prefix of the graph (`prefix`), leaves its bound
 (`check.localise`). A path of your own is any callable `f(module)` or `f(module, example)`
-returning something callable (`paths.as_path`).
+returning something callable (`paths.as_path`); `planted_fault` makes a faulty one.
 
 Importing this package does not import torch.
 """

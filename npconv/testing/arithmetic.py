@@ -5,6 +5,9 @@ arithmetic. For every node k whose op rounds, `local_bounds` gives b_k, an eleme
 on the *local* error e_k = v̂_k − f_k(v̂_inputs): what node k adds on top of the errors its
 inputs already carry (docs/paths.md derives each case):
 
+Each bound is split for the probabilistic criterion (`LocalBound`: the part shared between
+output elements, held at its worst, and each element's own roundings, summed in quadrature).
+
 * `FLOAT32`: npconv's own bound of the op in float32 (`npconv.graph.ops.OPS[op].bound`),
   valid for any evaluation order, blocking or fused multiply-add.
 * `FLOAT32_BN_FOLDED`: as FLOAT32, and where a BatchNorm reads a convolution that nothing
@@ -36,8 +39,9 @@ from ..graph.graph import Ref, resolve
 from ..graph.ops import OPS
 from ..oracle import bounds
 
-__all__ = ["INDEPENDENT", "LocalBound", "roundings", "Arithmetic", "BFLOAT16_AUTOCAST", "FLOAT32", "FLOAT32_BN_FOLDED", "TF32", "U_BF16", "U_TF32",
-           "FOLD_SCALE_ROUNDINGS", "FOLD_SHIFT_ROUNDINGS", "folded_batch_norm_bound", "local_bounds"]
+__all__ = ["BFLOAT16_AUTOCAST", "FLOAT32", "FLOAT32_BN_FOLDED", "FOLD_SCALE_ROUNDINGS", "FOLD_SHIFT_ROUNDINGS",
+           "INDEPENDENT", "TF32", "U_BF16", "U_TF32", "Arithmetic", "LocalBound", "folded_batch_norm_bound",
+           "local_bounds", "roundings"]
 
 U_BF16 = 2.0**-8    # bfloat16: 8 significant bits
 U_TF32 = 2.0**-11   # TF32: 11 significant bits (10 explicit)

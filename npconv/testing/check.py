@@ -1,6 +1,6 @@
 """check_paths: one model through each execution path, every output held to npconv's float64
-evaluation within the path's own first-order bound; a failing path is localised to the first
-node whose output leaves its bound.
+evaluation within the bound of the path's own arithmetic (npconv.testing.oracle: first-order
+or probabilistic); a failing path is localised to the first node whose output leaves its bound.
 
     report = check_paths(model, x, paths=["eager", "channels_last", "torchscript_trace"])
     report.ok, print(report)
@@ -8,7 +8,7 @@ node whose output leaves its bound.
 
 Localisation (`localise`): prefixes of the captured graph (npconv.testing.prefix) are run
 through the same path and each prefix's output compared with npconv's float64 value of that
-node, within the first-order bound of the prefix. A bisection over the nodes finds a node
+node, within the same kind of bound for the prefix. A bisection over the nodes finds a node
 whose prefix fails while an earlier one passes; the node is then confirmed by checking every
 one of its inputs in one more prefix: the culprit fails while all its inputs pass. (A path's
 error can vanish downstream — a ReLU, a max-pool — so the predicate need not be monotone; if
@@ -132,14 +132,15 @@ def _run(path: Path, module, x) -> tuple:
     return out, {"prepare": prepared - start, "run": time.perf_counter() - prepared}
 
 
-def check_paths(model, example_input, paths=CHEAP, *, criterion: str = "first-order", localise_failures: bool = True,
+def check_paths(model, example_input, paths=CHEAP, *, criterion: str = "probabilistic", localise_failures: bool = True,
                 oracle: Oracle | None = None, name: str | None = None, fixed_directions: int = 3) -> PathsReport:
     """Run `model` (an nn.Module, put in eval mode) on `example_input` through each of `paths`
     (built-in names, Paths or callables: npconv.testing.paths.as_path) and compare every
     output with npconv's float64 evaluation of the captured graph, within the first-order
-    bound of the path's arithmetic (npconv.testing.oracle): `criterion` "first-order" (rigorous
-    to first order in u) or "probabilistic" (Higham-Mary, sharper; both ratios are reported
-    either way). A failing path is localised (`localise`) unless localise_failures=False.
+    bound of the path's arithmetic (npconv.testing.oracle): `criterion` "probabilistic"
+    (Higham-Mary: sharp, holds with probability 1 − 2.5e-14 under its model) or "first-order"
+    (rigorous to first order in u, 10³-10⁴ times a correct path's error); both ratios are
+    reported either way. A failing path is localised (`localise`) unless localise_failures=False.
     `oracle`: reuse one built for this model and input."""
     start = time.perf_counter()
     x = _tensor(example_input)
@@ -188,7 +189,7 @@ def _one_line(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def localise(oracle: Oracle, path, example_input, *, fixed_directions: int = 3, criterion: str = "first-order",
+def localise(oracle: Oracle, path, example_input, *, fixed_directions: int = 3, criterion: str = "probabilistic",
              max_rounds: int = 4) -> Localisation | None:
     """The first node of oracle's graph whose output, computed by `path` on a prefix of the
     graph, leaves its first-order bound (module docstring). None when no prefix fails (the

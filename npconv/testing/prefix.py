@@ -70,14 +70,13 @@ class Prefixes:
         for calls in self.calls.values():
             calls.sort(key=lambda c: -c.end)
 
-    # ------------------------------------------------------------------ leaf-module calls
+    # ------------------------------------------------------------------ module calls
 
     def _module_calls(self) -> list:
         """Every run of consecutive nodes that is one call of a module of the model (at any
         depth: a Conv2d, a ConvBlock around it, a whole stage) and may be called instead of
-        its nodes (module docstring)."""
-        import torch
-
+        its nodes (module docstring); whether the module reproduces the run is checked when a
+        prefix first uses it (`_valid`)."""
         model = self.oracle.model
         runs, open_runs = [], {}
         for i, node in enumerate(self.nodes):
@@ -92,7 +91,7 @@ class Prefixes:
             if not path:
                 continue
             try:
-                module = model.get_submodule(path)
+                model.get_submodule(path)
             except AttributeError:
                 continue
             inside = {n.name for n in self.nodes[start:end + 1]}
@@ -149,7 +148,7 @@ class Prefixes:
     def module(self, outputs: list[str]):
         """A GraphModule whose forward(x) returns the values of the nodes `outputs` (one
         tensor for one name, else a tuple), computed by the graph's nodes up to the last of
-        them, leaf-module calls substituted where the prefix holds the whole call."""
+        them, module calls substituted where the prefix holds the whole call (the outermost)."""
         import torch
 
         cut = max(self.position[name] for name in outputs)
@@ -176,7 +175,7 @@ class Prefixes:
             i += 1
         result = [env[name] for name in outputs]
         graph.output(result[0] if len(result) == 1 else tuple(result))
-        for node in reversed(list(graph.nodes)):   # dead code: every op here is pure (leaf calls included)
+        for node in reversed(list(graph.nodes)):   # dead code: every op here is pure (module calls included)
             if node.op not in ("placeholder", "output") and not node.users:
                 graph.erase_node(node)
         used = {n.target for n in graph.nodes if n.op == "get_attr"}
