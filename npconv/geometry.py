@@ -101,6 +101,35 @@ class Conv2dGeometry(_ConvGeometry):
     unbatched: bool = False
 
 
+@dataclass(frozen=True)
+class ConvTranspose2dGeometry(_ConvGeometry):
+    """A validated transposed convolution, every size explicit.
+
+    Shapes: input (N, C_in, H, W), weight (C_in, C_out // groups, kH, kW),
+    output (N, C_out, OH, OW); the uncropped scatter target is full_h x full_w. Fields: those
+    of every convolution (batch .. dilation_w), then the padding, the output size, has_bias
+    and unbatched.
+    """
+
+    pad_h: int
+    pad_w: int
+    output_pad_h: int
+    output_pad_w: int
+    out_h: int
+    out_w: int
+    has_bias: bool
+    unbatched: bool = False
+
+    @property
+    def full_h(self) -> int:
+        """Rows of the uncropped scatter target: every tap of every input row, plus output_padding."""
+        return (self.height - 1) * self.stride_h + self.dilation_h * (self.kernel_h - 1) + 1 + self.output_pad_h
+
+    @property
+    def full_w(self) -> int:
+        return (self.width - 1) * self.stride_w + self.dilation_w * (self.kernel_w - 1) + 1 + self.output_pad_w
+
+
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
     """floor((size + pad_before + pad_after - dilation*(kernel-1) - 1) / stride) + 1."""
     return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
@@ -429,7 +458,7 @@ def conv3d_geometry(input_shape, weight_shape, bias_shape=None, stride=1, paddin
 
 
 # --------------------------------------------------------------------------------------
-# transposed convolution over 1 or 3 axes (the 2-D rules: npconv/functional/conv_transpose.py)
+# transposed convolution over 1, 2 or 3 axes
 # --------------------------------------------------------------------------------------
 
 
@@ -486,6 +515,26 @@ class ConvTransposeNdGeometry:
         return tuple((s - 1) * st + d * (k - 1) + 1 + op for s, st, d, k, op in
                      zip(self.size, self.stride, self.dilation, self.kernel, self.output_padding))
 
+    def as_conv_transpose2d(self) -> ConvTranspose2dGeometry:
+        """The same transposed convolution as a `ConvTranspose2dGeometry`: for 2 axes itself;
+        for 1 axis the 2-D one on a plane of height 1 (kernel height 1, stride and dilation 1,
+        no padding across it), as `ConvNdGeometry.as_conv2d` does for the forward one."""
+        if self.dims not in (1, 2):
+            raise ValueError(f"a {self.dims}-d transposed convolution is not a 2-d one")
+        unit = (1,) * (2 - self.dims)
+        zero = (0,) * (2 - self.dims)
+        (height, width), (kernel_h, kernel_w) = unit + self.size, unit + self.kernel
+        (stride_h, stride_w), (dilation_h, dilation_w) = unit + self.stride, unit + self.dilation
+        (pad_h, pad_w), (output_pad_h, output_pad_w) = zero + self.padding, zero + self.output_padding
+        (out_h, out_w) = unit + self.out_size
+        return ConvTranspose2dGeometry(
+            # the fields every convolution has, in _ConvGeometry's order
+            self.batch, self.in_channels, self.out_channels, self.groups, height, width,
+            kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+            pad_h=pad_h, pad_w=pad_w, output_pad_h=output_pad_h, output_pad_w=output_pad_w, out_h=out_h, out_w=out_w,
+            has_bias=self.has_bias, unbatched=self.unbatched,
+        )
+
 
 def conv_transpose_nd_geometry(
     dims: int,
@@ -498,8 +547,7 @@ def conv_transpose_nd_geometry(
     groups=1,
     dilation=1,
 ) -> ConvTransposeNdGeometry:
-    """Validate a conv_transpose1d / conv_transpose3d call (`dims` = 1, 3; 2 gives the rules
-    of `conv_transpose2d_geometry`, which the tests hold this against) from its shapes and
+    """Validate a conv_transpose1d / 2d / 3d call (`dims` = 1, 2, 3) from its shapes and
     arguments; return its geometry. PyTorch's rules (`check_shape_forward`, `ConvParams`):
 
     * stride >= 1, padding >= 0, output_padding >= 0, dilation >= 1, groups >= 1, a

@@ -41,7 +41,7 @@ from npconv.strategies import (ConvNdConfig, VALUE_FAMILIES, conv2d_arrays, conv
                                conv_nd_configs, conv_transpose2d_arrays, conv_transpose2d_configs,
                                conv_transpose_nd_configs, invalid_conv_nd_configs)
 from npconv.tolerance import assert_within_bound, bound_from_magnitude
-from npconv.transpose import conv_transpose2d, conv_transpose2d_geometry
+from npconv.transpose import conv_transpose2d
 
 TORCH_DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
                 np.dtype(np.float64): torch.float64}
@@ -391,25 +391,6 @@ def test_conv_transpose_raises_exactly_when_torch_does(dims, data):
         return
     assert (ours is None) == (theirs is None), f"npconv: {ours!r}; torch: {theirs!r}"
     assert ours is None or isinstance(ours, (ValueError, TypeError)), repr(ours)
-
-
-@given(data=st.data())
-def test_transposed_geometry_of_two_axes_is_conv_transpose2d_geometry(data):
-    """conv_transpose_nd_geometry holds PyTorch's transposed rules for every rank;
-    conv_transpose2d_geometry (npconv/functional/conv_transpose.py) states the 2-D ones on its
-    own. The two derivations must agree: the same error, word for word, or the same sizes."""
-    x, w, b, kwargs = _unconstrained(data, 2, transposed=True)
-    shapes = (x.shape, w.shape, None if b is None else b.shape)
-    try:
-        flat = conv_transpose2d_geometry(*shapes, **kwargs)
-    except (ValueError, TypeError) as error:
-        with pytest.raises(type(error)) as ours:
-            conv_transpose_nd_geometry(2, *shapes, **kwargs)
-        assert str(ours.value) == str(error)
-        return
-    g = conv_transpose_nd_geometry(2, *shapes, **kwargs)
-    assert g.out_size == (flat.out_h, flat.out_w) and g.full_size == (flat.full_h, flat.full_w)
-    assert g.output_shape == flat.output_shape and g.padding == (flat.pad_h, flat.pad_w)
 
 
 def test_messages_name_the_axes_as_torch_does():

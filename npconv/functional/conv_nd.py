@@ -47,13 +47,13 @@ from .. import counting
 from .. import engine as engines
 from .. import memory
 from ..dtypes import as_kernel_array, check_flag, compute_dtype, finish
-from ..geometry import (PADDING_MODES, ConvTransposeNdGeometry, check_array, check_same_dtype, conv1d_geometry,
+from ..geometry import (PADDING_MODES, check_array, check_same_dtype, conv1d_geometry,
                         conv3d_geometry, conv_transpose_nd_geometry, int_tuple, pad_geometry)
 from ..kernels import conv3d as conv3d_kernel
 from ..kernels import conv_transpose3d as conv_transpose3d_kernel
 from .backward import _check_grad_output, conv2d_backward, conv_transpose2d_backward
 from .conv import _conv2d
-from .conv_transpose import ConvTranspose2dGeometry, _conv_transpose2d
+from .conv_transpose import _conv_transpose2d
 from .pad import padded
 
 __all__ = ["conv1d", "conv1d_backward", "conv3d", "conv_transpose1d", "conv_transpose1d_backward",
@@ -167,7 +167,7 @@ def conv_transpose1d(
     g = conv_transpose_nd_geometry(1, input.shape, weight.shape, None if bias is None else bias.shape,
                                    stride, padding, output_padding, groups, dilation)
     with _counted_as("conv_transpose1d", "conv_transpose2d"):
-        y = _conv_transpose2d(input[..., np.newaxis, :], weight[..., np.newaxis, :], bias, _transposed_plane(g))
+        y = _conv_transpose2d(input[..., np.newaxis, :], weight[..., np.newaxis, :], bias, g.as_conv_transpose2d())
     return y[..., 0, :]
 
 
@@ -325,17 +325,6 @@ def _crop_for_negative_padding(input: np.ndarray, padding, padding_mode, dims: i
     crops = [max(-p, 0) for p in pads]
     window = tuple(slice(c, max(size - c, c)) for c, size in zip(crops, input.shape[-dims:]))
     return input[(Ellipsis,) + window], tuple(max(p, 0) for p in pads)
-
-
-def _transposed_plane(g: ConvTransposeNdGeometry) -> ConvTranspose2dGeometry:
-    """A 1-D transposed convolution as the 2-D one on the plane of height 1."""
-    return ConvTranspose2dGeometry(
-        # the fields every convolution has, in _ConvGeometry's order
-        g.batch, g.in_channels, g.out_channels, g.groups, 1, g.size[0],
-        1, g.kernel[0], 1, g.stride[0], 1, g.dilation[0],
-        pad_h=0, pad_w=g.padding[0], output_pad_h=0, output_pad_w=g.output_padding[0], out_h=1, out_w=g.out_size[0],
-        has_bias=g.has_bias, unbatched=g.unbatched,
-    )
 
 
 def _off_the_plane(grads):
