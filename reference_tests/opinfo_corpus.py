@@ -14,17 +14,18 @@ Each sample gets one verdict:
     - bit for bit for the ops that only copy or compare (pad, relu, relu6, hardtanh,
       max_pool2d with its indices; NaN matches NaN, -0.0 must match -0.0), or
     - torch's result and npconv's own both within npconv's rigorous rounding bound of
-      npconv's float64 reference (conv2d: npconv.assert_close_to_reference; the others:
-      the bounds reference_tests/error_bounds.py derives and npconv.bounds.avg_pool2d_bound),
+      npconv's float64 reference (conv2d: npconv.assert_close_to_reference; conv1d, conv3d,
+      conv_transpose1d/3d: its rules with the op of their rank; the others: the bounds
+      reference_tests/error_bounds.py derives and npconv.bounds.avg_pool2d_bound),
       for everything a training-mode batch norm updates too (running statistics, counter);
 * disagree: anything else, including an npconv exception of another type (a crash). Each
   disagreement says what, and how to regenerate the sample (generator, device, dtype, the
   seed 0 and the sample's index);
 * not expressible, with one of the reasons of `REASONS`: a tensor of an integer or complex
   dtype (npconv computes in float16, float32 and float64 only); and, for now, bfloat16 and
-  the 1-D and 3-D ops (conv1d, BatchNorm1d, max_pool3d, ...), which other work will add.
-  The reasons are tried in that order: an int64 conv1d sample is "integer", a float32 one
-  "not yet: 1-D", a bfloat16 one "not yet: 1-D" too.
+  the 1-D and 3-D max and average poolings (max_pool1d, AvgPool3d, ...), which other work
+  will add. The reasons are tried in that order: an int64 max_pool1d sample would be
+  "integer", a float32 one "not yet: 1-D", a bfloat16 one "not yet: 1-D" too.
 
 What runs, as torch's own suites run it: OpInfo samples for every dtype of
 `op.supported_dtypes(device)`, reference inputs where the op has them, and error inputs;
@@ -41,9 +42,11 @@ copied before torch runs (some ops update their arguments in place).
 
 npconv's side of a module: its `npconv.nn` twin built from the same constructor arguments
 with the torch module's state loaded (Conv2d, LazyConv2d, ConvTranspose2d,
-LazyConvTranspose2d, BatchNorm2d, ReLU, ReLU6, AdaptiveAvgPool2d, Linear), or, for modules
-npconv.nn does not have, npconv's functional op with the module's arguments, as the module's
-forward calls torch.nn.functional's (Hardtanh, MaxPool2d, AvgPool2d, the padding modules).
+LazyConvTranspose2d, BatchNorm1d, BatchNorm2d, BatchNorm3d, ReLU, ReLU6, AdaptiveAvgPool2d,
+Linear), or, for modules npconv.nn does not have, npconv's functional op with the module's
+arguments, as the module's forward calls torch.nn.functional's (Conv1d, Conv3d,
+ConvTranspose1d, ConvTranspose3d and their Lazy forms, AdaptiveAvgPool1d/3d, Hardtanh,
+MaxPool2d, AvgPool2d, the padding modules).
 """
 
 from __future__ import annotations
@@ -378,6 +381,60 @@ class ConvTranspose2d(Op):
         return {"output": conv_transpose2d_bound(layer, Bounded.exact(a["input"]), dtype)}
 
 
+class ConvNd(Op):
+    """conv1d, conv3d, conv_transpose1d and conv_transpose3d (npconv/functional/conv_nd.py), each
+    held, as conv2d is, to npconv.assert_close_to_reference's rules with the op of its rank:
+    npconv's float64 result on the same (exactly widened) inputs, the bound
+    npconv.tolerance.bound_from_magnitude for n = C_in/groups * prod(kernel) (+1 for a bias)
+    terms, M the op in float64 on |x|, |w|, |b| (test_conv1d3d.py's derivation, per axis for
+    a transposed one); exact where the inputs are integers with M <= 2^p; positions where M
+    overflows the dtype not judged. A transposed op's torch result in float16 on the CPU is
+    held to the float16-accumulation bound, as ConvTranspose2d's (its slow_conv_transpose
+    kernels add the taps in float16; 1-D runs the 2-D kernel on a plane of height 1)."""
+
+    def __init__(self, dims: int, transposed: bool) -> None:
+        self.dims, self.transposed = dims, transposed
+        self.name = f"conv_transpose{dims}d" if transposed else f"conv{dims}d"
+        self.names = ConvTranspose2d.names if transposed else Conv2d.names[:-1]  # F.conv*d: no padding_mode
+        self.defaults = {k: v for k, v in (ConvTranspose2d if transposed else Conv2d).defaults.items()
+                         if k in self.names}
+
+    def function(self):
+        import npconv
+
+        return getattr(npconv, self.name)
+
+    def ours(self, a):
+        return {"output": self.function()(**a)}
+
+    def torch_call(self, a, device):  # (a module's arguments hold padding_mode, which F.conv*d has not)
+        return super().torch_call({k: v for k, v in a.items() if k in self.names}, device)
+
+    def reference(self, a, dtype):
+        return {}
+
+    def check(self, name, actual, a, reference, who, device):
+        from npconv import counting
+        from npconv.tolerance import assert_within_bound, bound_from_magnitude, unit_roundoff
+
+        tensors = ("input", "weight", "bias")
+        rest = {k: v for k, v in a.items() if k not in tensors}
+        with counting.paused():
+            value = self.function()(*(_f64(a[k]) for k in tensors), **rest)
+            magnitude = self.function()(*(None if a[k] is None else np.abs(_f64(a[k])) for k in tensors), **rest)
+        w = a["weight"]
+        in_per_group = w.shape[0] // a["groups"] if self.transposed else w.shape[1]
+        n = in_per_group * int(np.prod(w.shape[2:])) + (a["bias"] is not None)
+        dtype = actual.dtype
+        half = (self.transposed and who == "torch" and dtype == np.float16
+                and _torch().device(device).type == "cpu")
+        bound = bound_from_magnitude(magnitude, n, dtype, np.float16 if half else None)
+        if all(a[k] is None or bool(np.all(np.isfinite(a[k]) & (a[k] == np.round(a[k])))) for k in tensors):
+            bound = np.where(magnitude <= 1 / unit_roundoff(dtype), 0.0, bound)  # every partial sum exact
+        bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(dtype).max)), np.inf, bound)
+        assert_within_bound(actual, value, bound, what=f"{who} {self.name}")
+
+
 class Pad(Op):
     name = "pad"
     names = ("input", "pad", "mode", "value")
@@ -408,25 +465,20 @@ class Linear(Op):
 
 
 class BatchNorm(Op):
-    """F.batch_norm; in training, torch updates running_mean and running_var in place and
-    npconv returns them: both are compared, as a module's num_batches_tracked (exactly)."""
+    """F.batch_norm (npconv.ops.batch_norm, any (N, C, *) input); in training, torch updates
+    running_mean and running_var in place and npconv returns them: both are compared, as a
+    module's num_batches_tracked (exactly). The bounds are error_bounds' 2-D ones, on the
+    input viewed as (N, C, 1, prod(*)) as npconv computes it: the bounds depend only on each
+    channel's values (and m, their count), not on how they are laid out."""
 
     name = "batch_norm"
     names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
     defaults = {"weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5}
 
-    def not_yet(self, a):
-        ndim = np.ndim(a["input"])
-        if ndim in (1, 2, 3):  # (N, C) or (N, C, L): BatchNorm1d's; (N,) only F.batch_norm takes
-            return ONE_D
-        if ndim == 5:
-            return THREE_D
-        return None
-
     def ours(self, a):
         from npconv import ops
 
-        result = ops.batch_norm2d(**a)
+        result = ops.batch_norm(**a)
         if not a["training"]:
             return {"output": result}
         out = {"output": result.output}
@@ -441,10 +493,18 @@ class BatchNorm(Op):
         return out
 
     def reference(self, a, dtype):
+        from error_bounds import Bounded
+
+        shape = np.shape(a["input"])
+        N, C = shape[:2] if len(shape) >= 2 else (0, 0)  # (0,): an empty batch without channels
+        x = np.reshape(a["input"], (N, C, 1, int(np.prod(shape[2:], dtype=np.int64))))
+        return {k: Bounded(v.value.reshape(shape) if k == "output" else v.value,
+                           v.error.reshape(shape) if k == "output" else v.error)
+                for k, v in self._plane_reference(a, x, C, dtype).items()}
+
+    def _plane_reference(self, a, x, C, dtype):
         from error_bounds import Bounded, batch_norm_eval_bound, batch_norm_train_bound
 
-        x = a["input"]
-        C = x.shape[1]
         layer = dict(num_features=C, weight=a["weight"], bias=a["bias"], eps=a["eps"], running_mean=a["running_mean"],
                      running_var=a["running_var"], track_running_stats=a["running_mean"] is not None,
                      num_batches_tracked=0)
@@ -565,6 +625,76 @@ class AdaptiveAvgPool2d(Op):
         return {"output": adaptive_avg_pool2d_bound(Bounded.exact(a["input"]), a["output_size"], dtype)}
 
 
+class AdaptiveAvgPool1d(Op):
+    """Held to adaptive_avg_pool2d's bound on the plane of height 1, as npconv (and PyTorch)
+    compute it."""
+
+    name = "adaptive_avg_pool1d"
+    names = ("input", "output_size")
+
+    def ours(self, a):
+        from npconv import ops
+
+        return {"output": ops.adaptive_avg_pool1d(**a)}
+
+    def reference(self, a, dtype):
+        from error_bounds import Bounded, adaptive_avg_pool2d_bound
+
+        size = a["output_size"]
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        plane = adaptive_avg_pool2d_bound(Bounded.exact(a["input"][..., np.newaxis, :]), (1, size), dtype)
+        return {"output": Bounded(plane.value[..., 0, :], plane.error[..., 0, :])}
+
+
+class AdaptiveAvgPool3d(Op):
+    """error_bounds.adaptive_avg_pool2d_bound's derivation with a depth axis: an output is
+    the sum of at most k values (k the largest window, per axis) and one division, so
+    bound_from_magnitude(M, k + 1) with M the pooling of |x|. torch's CPU float16 result is
+    held to the float16-accumulation bound with k + 3 roundings: its adaptive_avg_pool3d
+    kernel sums the window in float16 and divides by kd, kh and kw in turn (a simulation of
+    that reproduces it bit for bit; docs/conformance.md, "What the corpus found")."""
+
+    name = "adaptive_avg_pool3d"
+    names = ("input", "output_size")
+
+    def check(self, name, actual, a, reference, who, device):
+        if who == "torch" and actual.dtype == np.float16 and _torch().device(device).type == "cpu":
+            from error_bounds import Bounded
+
+            from npconv import ops
+            from npconv.tolerance import bound_from_magnitude
+
+            magnitude = ops.adaptive_avg_pool3d(np.abs(_f64(a["input"])), a["output_size"])
+            k = self._largest_window(a["input"].shape, magnitude.shape)
+            error = bound_from_magnitude(magnitude, k + 3, np.float16, accumulation_dtype=np.float16)
+            reference = {name: Bounded(reference[name].value, error)}
+        super().check(name, actual, a, reference, who, device)
+
+    @staticmethod
+    def _largest_window(in_shape, out_shape) -> int:
+        from npconv.formulas import adaptive_pool_windows
+
+        return int(np.prod([max(adaptive_pool_windows(size, out), default=0)
+                            for size, out in zip(in_shape[-3:], out_shape[-3:])]))
+
+    def ours(self, a):
+        from npconv import ops
+
+        return {"output": ops.adaptive_avg_pool3d(**a)}
+
+    def reference(self, a, dtype):
+        from error_bounds import Bounded
+
+        from npconv import ops
+        from npconv.tolerance import bound_from_magnitude
+
+        x = _f64(a["input"])
+        value = ops.adaptive_avg_pool3d(x, a["output_size"])
+        magnitude = ops.adaptive_avg_pool3d(np.abs(x), a["output_size"])
+        k = self._largest_window(x.shape, value.shape)
+        return {"output": Bounded(value, bound_from_magnitude(magnitude, k + 1, dtype))}
+
+
 class NotYet(Op):
     """A 1-D or 3-D op: counted, not run."""
 
@@ -586,6 +716,10 @@ F = "nn.functional."
 OPINFO: dict[str, Op] = {
     F + "conv2d": Conv2d(),
     F + "conv_transpose2d": ConvTranspose2d(),
+    F + "conv1d": ConvNd(1, False),
+    F + "conv_transpose1d": ConvNd(1, True),
+    F + "conv3d": ConvNd(3, False),
+    F + "conv_transpose3d": ConvNd(3, True),
     F + "pad.constant": Pad(),
     F + "pad.reflect": Pad(),
     F + "pad.replicate": Pad(),
@@ -599,11 +733,11 @@ OPINFO: dict[str, Op] = {
     F + "max_pool2d": MaxPool2d(),
     F + "avg_pool2d": AvgPool2d(),
     F + "adaptive_avg_pool2d": AdaptiveAvgPool2d(),
+    F + "adaptive_avg_pool1d": AdaptiveAvgPool1d(),
+    F + "adaptive_avg_pool3d": AdaptiveAvgPool3d(),
     F + "linear": Linear(),
-    **{F + name: NotYet(ONE_D) for name in ("conv1d", "conv_transpose1d", "max_pool1d", "avg_pool1d",
-                                            "adaptive_avg_pool1d")},
-    **{F + name: NotYet(THREE_D) for name in ("conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d",
-                                              "adaptive_avg_pool3d")},
+    **{F + name: NotYet(ONE_D) for name in ("max_pool1d", "avg_pool1d")},
+    **{F + name: NotYet(THREE_D) for name in ("max_pool3d", "avg_pool3d")},
 }
 
 
@@ -627,6 +761,15 @@ def _conv2d_args(m, x):
 def _conv_transpose2d_args(m, x):
     return dict(input=x, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=m.stride, padding=m.padding,
                 output_padding=m.output_padding, groups=m.groups, dilation=m.dilation)
+
+
+def _conv_nd_args(m, x):
+    """npconv.conv1d / conv3d's arguments (padding_mode included: the module pads with F.pad
+    first, npconv's function as the module does) or conv_transpose1d / 3d's."""
+    common = dict(input=x, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=m.stride, padding=m.padding)
+    if "Transpose" in type(m).__name__:
+        return dict(common, output_padding=m.output_padding, groups=m.groups, dilation=m.dilation)
+    return dict(common, dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
 
 
 def _batch_norm_args(m, x, state):
@@ -659,7 +802,11 @@ MODULES: dict[str, Module] = {
     "ConvTranspose2d": Module(ConvTranspose2d(), "ConvTranspose2d", lambda m, x, s: _conv_transpose2d_args(m, x)),
     "LazyConvTranspose2d": Module(ConvTranspose2d(), "ConvTranspose2d",
                                   lambda m, x, s: _conv_transpose2d_args(m, x), lazy=True),
-    "BatchNorm2d": Module(BatchNorm(), "BatchNorm2d", _batch_norm_args),
+    **{f"{lazy}Conv{d}d": Module(ConvNd(d, False), None, lambda m, x, s: _conv_nd_args(m, x))
+       for d in (1, 3) for lazy in ("", "Lazy")},
+    **{f"{lazy}ConvTranspose{d}d": Module(ConvNd(d, True), None, lambda m, x, s: _conv_nd_args(m, x))
+       for d in (1, 3) for lazy in ("", "Lazy")},
+    **{f"BatchNorm{d}d": Module(BatchNorm(), f"BatchNorm{d}d", _batch_norm_args) for d in (1, 2, 3)},
     "ReLU": Module(Relu(), "ReLU", lambda m, x, s: dict(input=x, inplace=False)),
     "ReLU6": Module(Relu6(), "ReLU6", lambda m, x, s: dict(input=x, inplace=False)),
     "Hardtanh": Module(Hardtanh(), None, lambda m, x, s: dict(input=x, min_val=m.min_val, max_val=m.max_val,
@@ -672,16 +819,14 @@ MODULES: dict[str, Module] = {
         count_include_pad=m.count_include_pad, divisor_override=m.divisor_override)),
     "AdaptiveAvgPool2d": Module(AdaptiveAvgPool2d(), "AdaptiveAvgPool2d",
                                 lambda m, x, s: dict(input=x, output_size=m.output_size)),
+    **{f"AdaptiveAvgPool{d}d": Module(op, None, lambda m, x, s: dict(input=x, output_size=m.output_size))
+       for d, op in ((1, AdaptiveAvgPool1d()), (3, AdaptiveAvgPool3d()))},
     "Linear": Module(Linear(), "Linear", lambda m, x, s: dict(input=x, weight=to_numpy(m.weight),
                                                                bias=to_numpy(m.bias))),
     **{f"{prefix}{d}d": Module(Pad(), None, lambda m, x, s: _pad_args(m, x))
        for prefix in _PAD_MODES for d in (1, 2, 3)},
-    **{name: Module(NotYet(ONE_D)) for name in (
-        "Conv1d", "LazyConv1d", "ConvTranspose1d", "LazyConvTranspose1d", "BatchNorm1d", "MaxPool1d", "AvgPool1d",
-        "AdaptiveAvgPool1d")},
-    **{name: Module(NotYet(THREE_D)) for name in (
-        "Conv3d", "LazyConv3d", "ConvTranspose3d", "LazyConvTranspose3d", "BatchNorm3d", "MaxPool3d", "AvgPool3d",
-        "AdaptiveAvgPool3d")},
+    **{name: Module(NotYet(ONE_D)) for name in ("MaxPool1d", "AvgPool1d")},
+    **{name: Module(NotYet(THREE_D)) for name in ("MaxPool3d", "AvgPool3d")},
 }
 
 ENTRIES = tuple(OPINFO) + tuple(MODULES)

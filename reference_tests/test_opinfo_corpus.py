@@ -6,8 +6,8 @@ the table):
 * no input disagrees: where torch raises, npconv raises a compatible type, and only there;
   where both return, the results are equal bit for bit (pad, relu, relu6, hardtanh,
   max_pool2d and its indices) or both within npconv's rigorous bound of its float64 reference
-  (conv2d, conv_transpose2d, linear, batch_norm with the running statistics, the average
-  poolings), with equal shapes and dtypes;
+  (conv1d/2d/3d, conv_transpose1d/2d/3d, linear, batch_norm of any rank with the running
+  statistics, the average poolings), with equal shapes and dtypes;
 * on the CPU, every row's counts (agree, and not expressible per reason) are the ones
   docs/conformance.md shows, for the torch version it names: the table cannot go stale;
 * the verdicts are not vacuous: a result one ulp off, a -0.0 turned into 0.0, a result just

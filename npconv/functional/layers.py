@@ -1,8 +1,11 @@
 """Functional forms of MobileNet's non-convolution layers, mirroring `torch.nn.functional`.
 
-    batch_norm2d          normalise each channel by running or batch statistics
+    batch_norm            normalise each channel (axis 1) by running or batch statistics,
+                          any (N, C, *) input: F.batch_norm (BatchNorm1d/2d/3d's inputs)
+    batch_norm2d          the same for an (N, C, H, W) input only
     relu, relu6           max(x, 0) and min(max(x, 0), 6)
     adaptive_avg_pool2d   average pooling to a given output size (PyTorch's window rule)
+    adaptive_avg_pool1d/3d  the same over one and three axes
     linear                y = x W^T + b
     flatten               merge a range of dimensions (a reshape: moves and counts nothing)
     channel_shuffle       ShuffleNet's channel permutation
@@ -29,8 +32,9 @@ import numpy as np
 from .. import counting
 from .. import memory
 from ..dtypes import as_kernel_array, compute_dtype, finish
-from ..geometry import check_array, int_pair
+from ..geometry import check_array, int_pair, int_tuple
 from ..kernels import adaptive_avg_pool2d as pool_kernel
+from ..kernels import adaptive_avg_pool3d as pool3d_kernel
 from ..kernels import add as add_kernel
 from ..kernels import batch_norm2d as bn_kernel
 from ..kernels import channel_shuffle as shuffle_kernel
@@ -41,8 +45,11 @@ from ..kernels import relu6 as relu6_kernel
 
 __all__ = [
     "BatchNormTrainResult",
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
     "add",
+    "batch_norm",
     "batch_norm2d",
     "channel_shuffle",
     "dropout",
@@ -83,6 +90,50 @@ class BatchNormTrainResult(NamedTuple):
     running_var: np.ndarray | None
     batch_mean: np.ndarray
     batch_var: np.ndarray
+
+
+def batch_norm(
+    input: np.ndarray,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    """Batch normalisation of an (N, C, *) input over every axis but the channels' (axis 1),
+    `torch.nn.functional.batch_norm` with its arguments: (N, C) and (N, C, L) are
+    BatchNorm1d's inputs, (N, C, H, W) BatchNorm2d's, (N, C, D, H, W) BatchNorm3d's, and any
+    other rank >= 2 is normalised the same way.
+
+        y[n, c, *s] = (x[n, c, *s] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]
+
+    with, in training, the m = N * prod(*) values of channel c giving its batch mean and
+    variance. Computed as `batch_norm2d` on the input viewed as (N, C, 1, prod(*)) (the same
+    values per channel, summed in the same order as a loop over n and then the trailing
+    axes): the same kernel, semantics, errors and results, for which see `batch_norm2d`.
+
+    A rank-1 input has no channel axis: PyTorch reads its size 1, out of range. An empty one
+    is read as an empty batch without channels ((0,) as (0, 0): statistics of 0 elements, an
+    empty output, the running statistics kept), which is what PyTorch returns for it; a
+    non-empty one, and a 0-d input, raise IndexError with PyTorch's message.
+
+    Counts under op "batch_norm1d" (ranks 2 and 3), "batch_norm2d" (4), "batch_norm3d" (5)
+    or "batch_norm" (higher ranks): as `batch_norm2d`'s.
+    """
+    input = check_array(input, "input", "batch_norm")
+    if input.ndim < 2 and not (input.ndim == 1 and input.size == 0):
+        raise IndexError(f"Dimension out of range (expected to be in range of [-{max(input.ndim, 1)}, "
+                         f"{max(input.ndim, 1) - 1}], but got 1)")
+    op = {2: "batch_norm1d", 3: "batch_norm1d", 4: "batch_norm2d", 5: "batch_norm3d"}.get(input.ndim, "batch_norm")
+    N, C = (input.shape[0], input.shape[1]) if input.ndim >= 2 else (0, 0)
+    plane = input if input.ndim == 4 else input.reshape(N, C, 1, int(np.prod(input.shape[2:], dtype=np.int64)))
+    result = _batch_norm(plane, running_mean, running_var, weight, bias, training, momentum, eps, op,
+                         shape=list(input.shape))
+    if not training:
+        return result.reshape(input.shape)
+    return result._replace(output=result.output.reshape(input.shape))
 
 
 def batch_norm2d(
@@ -129,6 +180,13 @@ def batch_norm2d(
     input = check_array(input, "input", op)
     if input.ndim != 4:
         raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, op)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, op: str, shape=None):
+    """batch_norm2d after its rank check, on an (N, C, H, W) array; `op` names the counts and
+    `shape` is the caller's input shape, for the messages (the array's own by default)."""
+    shape = list(input.shape) if shape is None else shape
     if not isinstance(momentum, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"batch_norm(): argument 'momentum' (position 7) must be float, not {type(momentum).__name__}")
     if not isinstance(eps, (numbers.Real, np.floating, np.integer)):
@@ -138,7 +196,7 @@ def batch_norm2d(
     # F.batch_norm's own checks, in its order
     if training and m == 1:
         raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+            f"Expected more than 1 value per channel when training, got input size {shape}"
         )
     if training and eps <= 0.0:
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
@@ -154,13 +212,13 @@ def batch_norm2d(
 
     if not training:
         if running_mean is None or running_var is None:
-            raise ValueError("batch_norm2d(): running_mean and running_var must be given when training=False")
+            raise ValueError(f"{op}(): running_mean and running_var must be given when training=False")
         scale_shifts = _normalize(x, running_mean, running_var, weight, bias, float(eps), y)
         counting.record(op, bn_scale_shift=scale_shifts)
         return finish(y, input.dtype)
 
     if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_norm2d(): give both running_mean and running_var, or neither")
+        raise ValueError(f"{op}(): give both running_mean and running_var, or neither")
     mean = np.empty(C, dtype=dtype)
     var = np.empty(C, dtype=dtype)
     var_sum = np.empty(C, dtype=dtype)
@@ -265,18 +323,80 @@ def adaptive_avg_pool2d(input: np.ndarray, output_size) -> np.ndarray:
     input = check_array(input, "input", op)
     if input.ndim not in (3, 4):
         raise ValueError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
-    if any(size == 0 for size in input.shape[1:]):
-        empty = next(d for d in range(1, input.ndim) if input.shape[d] == 0)
-        raise ValueError(
-            f"adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, "
-            f"but input has sizes {list(input.shape)} with dimension {empty} being empty"
-        )
+    _check_pooled_sizes(input, 2, op)
     unbatched = input.ndim == 3
     x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
     N, C, H, W = x.shape
     oh, ow = _output_size_pair(output_size, H, W)
     y = np.empty((N, C, oh, ow), dtype=x.dtype)
     adds, divides = pool_kernel.adaptive_avg_pool2d(x, y)
+    counting.record(op, pool_adds=adds, pool_divides=divides)
+    return finish(y, input.dtype, unbatched)
+
+
+def _check_pooled_sizes(input: np.ndarray, dims: int, op: str) -> None:
+    """PyTorch's check of the pooled axes (the last `dims`): none may be empty. (Its message
+    says "non-batch dimensions" but it checks the pooled ones only: a batch or channel axis
+    of size 0 gives an empty output.)"""
+    for d in range(input.ndim - dims, input.ndim):
+        if input.shape[d] == 0:
+            raise ValueError(
+                f"{op}(): Expected input to have non-zero size for non-batch dimensions, "
+                f"but input has sizes {list(input.shape)} with dimension {d} being empty"
+            )
+
+
+def adaptive_avg_pool1d(input: np.ndarray, output_size) -> np.ndarray:
+    """Average pooling of (N, C, L) or (C, L) to (..., OL), `F.adaptive_avg_pool1d`: output cell
+    i averages positions floor(i*L/OL) .. ceil((i+1)*L/OL) - 1. output_size: an int or a
+    1-tuple. Computed as `adaptive_avg_pool2d` on the plane of height 1 (as PyTorch computes
+    it): the same kernel, windows and counts, recorded under op "adaptive_avg_pool1d".
+    """
+    op = "adaptive_avg_pool1d"
+    input = check_array(input, "input", op)
+    if input.ndim not in (2, 3):
+        raise ValueError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
+                         f"'self' (while checking arguments for adaptive_avg_pool1d)")
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 1:
+            raise ValueError(f"adaptive_avg_pool1d() argument 'output_size' should contain one int "
+                             f"(got {len(output_size)})")
+        (output_size,) = output_size
+    if isinstance(output_size, bool) or not isinstance(output_size, (int, np.integer)):
+        raise TypeError(f"adaptive_avg_pool1d(): argument 'output_size' (position 2) must be tuple of ints, "
+                        f"not {type(output_size).__name__}")
+    with counting.paused(), counting.count() as inner:  # the plane's counts, recorded under the 1-D name
+        y = adaptive_avg_pool2d(input[..., np.newaxis, :], (1, int(output_size)))
+    for counts in inner.by_op.values():
+        counting.record(op, **{kind: n for kind, n in counts.as_dict().items() if kind != "calls"})
+    return y[..., 0, :]
+
+
+def adaptive_avg_pool3d(input: np.ndarray, output_size) -> np.ndarray:
+    """Average pooling of (N, C, D, H, W) or (C, D, H, W) to (..., OD, OH, OW),
+    `F.adaptive_avg_pool3d`: PyTorch's window rule on each axis (npconv/kernels/
+    adaptive_avg_pool3d.py). output_size: an int, or a triple whose None keeps the input's
+    size. Counts pool_adds and pool_divides under op "adaptive_avg_pool3d".
+    """
+    op = "adaptive_avg_pool3d"
+    input = check_array(input, "input", op)
+    if input.ndim not in (4, 5):
+        raise ValueError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got {list(input.shape)}")
+    _check_pooled_sizes(input, 3, op)
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 3:
+            raise ValueError("adaptive_avg_pool3d: output_size must be 3")
+        sizes = tuple(input.shape[-3 + k] if s is None else s for k, s in enumerate(output_size))
+    else:
+        sizes = (output_size,) * 3
+    sizes = int_tuple(sizes, "output_size", 3, op)
+    if min(sizes) < 0:
+        raise ValueError(f"adaptive_avg_pool3d: elements of output_size must be greater than or equal to 0 "
+                         f"but received {{{sizes[0]}, {sizes[1]},{sizes[2]}}}")
+    unbatched = input.ndim == 4
+    x = as_kernel_array(input, compute_dtype(input.dtype), unbatched)
+    y = np.empty(x.shape[:2] + sizes, dtype=x.dtype)
+    adds, divides = pool3d_kernel.adaptive_avg_pool3d(x, y)
     counting.record(op, pool_adds=adds, pool_divides=divides)
     return finish(y, input.dtype, unbatched)
 

@@ -19,13 +19,15 @@ from .dropout import Dropout
 from .init import manual_seed
 from .linear import Flatten, Identity, Linear
 from .module import IncompatibleKeys, Module, Sequential, enable_grad, is_grad_enabled
-from .normalization import BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pooling import AdaptiveAvgPool2d
 from .shuffle import ChannelShuffle
 
 __all__ = [
     "AdaptiveAvgPool2d",
+    "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNorm3d",
     "ChannelShuffle",
     "Conv2d",
     "ConvTranspose2d",
