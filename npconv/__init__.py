@@ -17,9 +17,10 @@ node by node against PyTorch.
 Importing npconv does not import torch; `npconv.strategies` imports hypothesis.
 """
 
-from . import _numba_cache
+from . import _numba_cache, _threads
 
 _numba_cache.configure()  # before any kernel is compiled: the cache follows the kernels' sources
+_threads.configure()  # before Numba's thread pool starts: a layer that does not spin (npconv/_threads.py)
 
 from . import engine, models, nn, train  # noqa: E402
 from .cost import formulas

@@ -39,8 +39,11 @@ tests hold them equal to the reference's counts.
 
 Threads: the kernels split their work into `threads` chunks, by default
 `numba.get_num_threads()` (set it with `numba.set_num_threads`); the GEMMs run on
-OpenBLAS's own threads (OPENBLAS_NUM_THREADS). bench/README.md measures how these pools and
-PyTorch's interact.
+OpenBLAS's own threads (OPENBLAS_NUM_THREADS, or threadpoolctl). Importing npconv asks Numba
+for its TBB layer, else its workqueue layer, rather than its OpenMP one, whose workers spin
+between calls and take cores from PyTorch's pool (npconv/_threads.py; the user's own choice
+is kept). bench/README.md measures how these pools and PyTorch's interact, configured and in
+a plain process (bench/plain.py).
 """
 
 from __future__ import annotations
