@@ -1,6 +1,5 @@
 """Regenerate the corpus table of docs/conformance.md: every OpInfo and ModuleInfo sample and
-error input of the ops npconv implements (and the counts of the 1-D and 3-D ones it does not
-implement yet), run on the CPU and classified by reference_tests/opinfo_corpus.py.
+error input of the ops npconv implements, run on the CPU and classified by reference_tests/opinfo_corpus.py.
 
     python docs/conformance_table.py [--write]
 

@@ -43,10 +43,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+from .dtypes import FLOAT_DTYPES  # float16, bfloat16, float32, float64; re-exported here
 
-_TORCH_DTYPE_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double"}
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_TORCH_DTYPE_NAMES = {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double"}
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def check_array(value, name: str, op: str = "conv2d") -> np.ndarray:
         raise TypeError(f"{op}(): argument '{name}' must be a numpy.ndarray, not {type(value).__name__}")
     if value.dtype not in FLOAT_DTYPES:
         raise TypeError(
-            f"{op}(): argument '{name}' must have a floating-point dtype (float16, float32 or float64), "
+            f"{op}(): argument '{name}' must have a floating-point dtype (float16, bfloat16, float32 or float64), "
             f"but got {value.dtype}"
         )
     return value

@@ -106,7 +106,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npconv import channels, counting, ops
+from npconv import bounds, channels, counting, ops
 from npconv.bounds import BATCH_NORM_EVAL_ROUNDINGS, gamma
 from npconv.formulas import adaptive_pool_windows
 from npconv.functional import conv2d
@@ -258,7 +258,7 @@ def batch_norm_train_bound(layer: BatchNorm2d, x: Bounded, dtype, stats=None) ->
     # PyTorch takes any momentum (negative, above 1): the weights enter by their magnitudes
     mean_error = abs(f) * d_mu + g(5, dtype) * (abs(1 - f) * np.abs(rm) + abs(f) * (np.abs(mu) + d_mu))
     var_error = abs(f) * d_v * unbias + g(5, dtype) * (abs(1 - f) * rv + abs(f) * (v + d_v) * unbias)
-    tiny = 5 * float(np.finfo(dtype).tiny)
+    tiny = 5 * bounds.tiny(dtype)
     return BatchNormTrainBound(output, Bounded(result.running_mean, mean_error + tiny),
                                Bounded(result.running_var, var_error + tiny))
 

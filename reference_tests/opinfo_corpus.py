@@ -12,20 +12,20 @@ Each sample gets one verdict:
   ValueError; ValueError, TypeError, IndexError and NotImplementedError are the same on both
   sides), or both return and the results agree: the same shapes and dtypes, and then
     - bit for bit for the ops that only copy or compare (pad, relu, relu6, hardtanh,
-      max_pool2d with its indices; NaN matches NaN, -0.0 must match -0.0), or
+      max_pool1d/2d/3d with their indices; NaN matches NaN, -0.0 must match -0.0), or
     - torch's result and npconv's own both within npconv's rigorous rounding bound of
       npconv's float64 reference (conv2d: npconv.assert_close_to_reference; conv1d, conv3d,
       conv_transpose1d/3d: its rules with the op of their rank; the others: the bounds
-      reference_tests/error_bounds.py derives and npconv.bounds.avg_pool2d_bound),
+      reference_tests/error_bounds.py derives and npconv.bounds.avg_pool1d/2d/3d_bound),
       for everything a training-mode batch norm updates too (running statistics, counter);
 * disagree: anything else, including an npconv exception of another type (a crash). Each
   disagreement says what, and how to regenerate the sample (generator, device, dtype, the
   seed 0 and the sample's index);
 * not expressible, with one of the reasons of `REASONS`: a tensor of an integer or complex
-  dtype (npconv computes in float16, float32 and float64 only); and, for now, bfloat16 and
-  the 1-D and 3-D max and average poolings (max_pool1d, AvgPool3d, ...), which other work
-  will add. The reasons are tried in that order: an int64 max_pool1d sample would be
-  "integer", a float32 one "not yet: 1-D", a bfloat16 one "not yet: 1-D" too.
+  dtype (npconv computes in float16, bfloat16, float32 and float64 only).
+  The reasons are tried in that order. (An op npconv does not have yet would be a `NotYet`
+  entry with a reason of its own, counted and not run: the 1-D and 3-D max and average
+  poolings were, until npconv.pooling added them.)
 
 What runs, as torch's own suites run it: OpInfo samples for every dtype of
 `op.supported_dtypes(device)`, reference inputs where the op has them, and error inputs;
@@ -46,7 +46,7 @@ LazyConvTranspose2d, BatchNorm1d, BatchNorm2d, BatchNorm3d, ReLU, ReLU6, Adaptiv
 Linear), or, for modules npconv.nn does not have, npconv's functional op with the module's
 arguments, as the module's forward calls torch.nn.functional's (Conv1d, Conv3d,
 ConvTranspose1d, ConvTranspose3d and their Lazy forms, AdaptiveAvgPool1d/3d, Hardtanh,
-MaxPool2d, AvgPool2d, the padding modules).
+MaxPool1d/2d/3d, AvgPool1d/2d/3d, the padding modules).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ from types import SimpleNamespace
 import numpy as np
 
 AGREE, DISAGREE = "agree", "disagree"
-INTEGER, COMPLEX, BFLOAT16, ONE_D, THREE_D = "integer", "complex", "not yet: bfloat16", "not yet: 1-D", "not yet: 3-D"
-REASONS = (INTEGER, COMPLEX, BFLOAT16, ONE_D, THREE_D)
+INTEGER, COMPLEX = "integer", "complex"
+REASONS = (INTEGER, COMPLEX)
 COLUMNS = ("total", AGREE, DISAGREE) + REASONS + ("regex",)
 
 
@@ -169,16 +169,14 @@ def _tensors(value):
 
 def dtype_reason(values) -> str | None:
     """The dtype reason a sample is not expressible, or None: integer (bool included) and
-    complex tensors never are, bfloat16 not yet."""
+    complex tensors never are (bfloat16 is, as ml_dtypes.bfloat16 arrays)."""
     torch = _torch()
     dtypes = {t.dtype for t in _tensors(values)}
     if any(d.is_complex for d in dtypes):
         return COMPLEX
     if any(not d.is_floating_point and not d.is_complex for d in dtypes):
         return INTEGER
-    if torch.bfloat16 in dtypes:
-        return BFLOAT16
-    unknown = dtypes - {torch.float16, torch.float32, torch.float64}
+    unknown = dtypes - {torch.float16, torch.bfloat16, torch.float32, torch.float64}
     if unknown:
         raise AssertionError(f"a sample with a dtype the corpus does not classify: {sorted(map(str, unknown))}")
     return None
@@ -186,9 +184,12 @@ def dtype_reason(values) -> str | None:
 
 def to_numpy(value):
     """Tensors (nested in lists, tuples, dicts) as NumPy copies in their own memory order
-    (a channels-last tensor stays channels-last); everything else as it is."""
+    (a channels-last tensor stays channels-last; bfloat16 as ml_dtypes.bfloat16); everything
+    else as it is."""
     if _is_tensor(value):
-        return np.array(value.detach().cpu().numpy(), copy=True, order="K")
+        from npconv.dtypes import from_tensor
+
+        return np.array(from_tensor(value), copy=True, order="K")
     if isinstance(value, (list, tuple)):
         converted = [to_numpy(v) for v in value]
         return type(value)(converted) if isinstance(value, tuple) and not hasattr(value, "_fields") else converted
@@ -216,7 +217,9 @@ def describe(value) -> str:
 
 def _same_bits(theirs: np.ndarray, ours: np.ndarray) -> bool:
     """Equal bit for bit, except that any NaN matches any NaN (payloads are not semantics)."""
-    if theirs.dtype.kind != "f":
+    from npconv.dtypes import is_floating
+
+    if not is_floating(theirs.dtype):
         return bool(np.array_equal(theirs, ours))
     nan = np.isnan(theirs)
     if not np.array_equal(nan, np.isnan(ours)):
@@ -260,6 +263,17 @@ def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
+_NARROW = ("float16", "bfloat16")  # dtype names PyTorch's CPU kernels may accumulate in (below)
+
+
+def _to_torch(a: np.ndarray):
+    """A NumPy array as a tensor (an ml_dtypes.bfloat16 array as torch.bfloat16, bit for bit)."""
+    torch = _torch()
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
 class Op:
     """One op: its torch parameters in order (`names`, `defaults`), npconv's call on the
     NumPy arguments, and the comparison. `exact` ops compare torch's result with npconv's
@@ -291,7 +305,7 @@ class Op:
         """torch.nn.functional's op on the NumPy arguments (tensors on `device`)."""
         import torch
 
-        args = [torch.from_numpy(v).to(device) if isinstance(v, np.ndarray) else v for v in a.values()]
+        args = [_to_torch(v).to(device) if isinstance(v, np.ndarray) else v for v in a.values()]
         return getattr(torch.nn.functional, self.name)(*args)
 
     def check(self, name: str, actual: np.ndarray, a: dict, reference: dict, who: str, device) -> None:
@@ -345,9 +359,10 @@ class Conv2d(Op):
 
 
 class ConvTranspose2d(Op):
-    """npconv's float16 result is held to the float32-accumulation bound; torch's on the CPU to
-    the float16-accumulation one: its slow_conv_transpose2d scatters the taps with col2im in
-    float16, rounding every partial sum (docs/conformance.md, "What the corpus found")."""
+    """npconv's float16 and bfloat16 results are held to the float32-accumulation bound;
+    torch's on the CPU to the accumulation in their own dtype: its slow_conv_transpose2d
+    scatters the taps with col2im in float16 (bfloat16), rounding every partial sum
+    (docs/conformance.md, "What the corpus found"; docs/semantics.md, bfloat16)."""
 
     name = "conv_transpose2d"
     names = ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation")
@@ -359,7 +374,7 @@ class ConvTranspose2d(Op):
         return {"output": npconv.conv_transpose2d(**a)}
 
     def check(self, name, actual, a, reference, who, device):
-        if who == "torch" and actual.dtype == np.float16 and _torch().device(device).type == "cpu":
+        if who == "torch" and actual.dtype.name in _NARROW and _torch().device(device).type == "cpu":
             import npconv
             from error_bounds import Bounded
             from npconv.tolerance import bound_from_magnitude
@@ -369,7 +384,7 @@ class ConvTranspose2d(Op):
                                                 *(a[k] for k in self.names[3:]))
             n = a["weight"].shape[0] // a["groups"] * a["weight"].shape[2] * a["weight"].shape[3]
             n += a["bias"] is not None
-            error = bound_from_magnitude(magnitude, n, np.float16, accumulation_dtype=np.float16)
+            error = bound_from_magnitude(magnitude, n, actual.dtype, accumulation_dtype=actual.dtype)
             reference = {name: Bounded(reference[name].value, error)}
         super().check(name, actual, a, reference, who, device)
 
@@ -388,9 +403,10 @@ class ConvNd(Op):
     npconv.tolerance.bound_from_magnitude for n = C_in/groups * prod(kernel) (+1 for a bias)
     terms, M the op in float64 on |x|, |w|, |b| (test_conv1d3d.py's derivation, per axis for
     a transposed one); exact where the inputs are integers with M <= 2^p; positions where M
-    overflows the dtype not judged. A transposed op's torch result in float16 on the CPU is
-    held to the float16-accumulation bound, as ConvTranspose2d's (its slow_conv_transpose
-    kernels add the taps in float16; 1-D runs the 2-D kernel on a plane of height 1)."""
+    overflows the dtype not judged. A transposed op's torch result in float16 or bfloat16 on
+    the CPU is held to the bound of accumulating in that dtype, as ConvTranspose2d's (its
+    slow_conv_transpose kernels add the taps in it; 1-D runs the 2-D kernel on a plane of
+    height 1)."""
 
     def __init__(self, dims: int, transposed: bool) -> None:
         self.dims, self.transposed = dims, transposed
@@ -415,6 +431,7 @@ class ConvNd(Op):
 
     def check(self, name, actual, a, reference, who, device):
         from npconv import counting
+        from npconv.dtypes import finfo
         from npconv.tolerance import assert_within_bound, bound_from_magnitude, unit_roundoff
 
         tensors = ("input", "weight", "bias")
@@ -426,12 +443,13 @@ class ConvNd(Op):
         in_per_group = w.shape[0] // a["groups"] if self.transposed else w.shape[1]
         n = in_per_group * int(np.prod(w.shape[2:])) + (a["bias"] is not None)
         dtype = actual.dtype
-        half = (self.transposed and who == "torch" and dtype == np.float16
-                and _torch().device(device).type == "cpu")
-        bound = bound_from_magnitude(magnitude, n, dtype, np.float16 if half else None)
-        if all(a[k] is None or bool(np.all(np.isfinite(a[k]) & (a[k] == np.round(a[k])))) for k in tensors):
+        narrow = (self.transposed and who == "torch" and dtype.name in _NARROW
+                  and _torch().device(device).type == "cpu")
+        bound = bound_from_magnitude(magnitude, n, dtype, dtype if narrow else None)
+        if all(a[k] is None or bool(np.all(np.isfinite(_f64(a[k])) & (_f64(a[k]) == np.round(_f64(a[k])))))
+               for k in tensors):
             bound = np.where(magnitude <= 1 / unit_roundoff(dtype), 0.0, bound)  # every partial sum exact
-        bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(dtype).max)), np.inf, bound)
+        bound = np.where(np.isfinite(magnitude) & (magnitude > float(finfo(dtype).max)), np.inf, bound)
         assert_within_bound(actual, value, bound, what=f"{who} {self.name}")
 
 
@@ -570,15 +588,21 @@ class Hardtanh(_Elementwise):
 
 
 class MaxPool2d(Op):
+    """max_pool1d, max_pool2d and max_pool3d (npconv.pooling's function of the same name),
+    compared bit for bit, indices included."""
+
     name = "max_pool2d"
     names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
     defaults = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False}
     exact = True
 
+    def __init__(self, dims: int = 2) -> None:
+        self.name = f"max_pool{dims}d"
+
     def ours(self, a):
         from npconv import pooling
 
-        result = pooling.max_pool2d(**a)
+        result = getattr(pooling, self.name)(**a)
         return {"output": result[0], "indices": result[1]} if a["return_indices"] else {"output": result}
 
     def theirs(self, output, a_torch):
@@ -588,14 +612,25 @@ class MaxPool2d(Op):
 
 
 class AvgPool2d(Op):
+    """avg_pool1d, avg_pool2d and avg_pool3d (npconv.pooling's function of the same name; 1-D
+    has no divisor_override), each held to npconv.bounds' bound of its rank
+    (avg_pool1d_bound: avg_pool2d_bound on the plane of height 1; avg_pool3d_bound: the same
+    derivation over three axes)."""
+
     name = "avg_pool2d"
     names = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
     defaults = {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True, "divisor_override": None}
 
+    def __init__(self, dims: int = 2) -> None:
+        self.name = f"avg_pool{dims}d"
+        if dims == 1:  # F.avg_pool1d has no divisor_override
+            self.names = AvgPool2d.names[:-1]
+            self.defaults = {k: v for k, v in AvgPool2d.defaults.items() if k != "divisor_override"}
+
     def ours(self, a):
         from npconv import pooling
 
-        return {"output": pooling.avg_pool2d(**a)}
+        return {"output": getattr(pooling, self.name)(**a)}
 
     def reference(self, a, dtype):
         from error_bounds import Bounded
@@ -604,9 +639,10 @@ class AvgPool2d(Op):
 
         x = _f64(a["input"])
         args = {k: v for k, v in a.items() if k != "input"}
-        value = pooling.avg_pool2d(x, **args)
+        value = getattr(pooling, self.name)(x, **args)
         # npconv.bounds' one-sided bound, times both_sides for the float64 reference's own error
-        error = bounds.avg_pool2d_bound(x, **args, dtype=dtype) * bounds.both_sides(bounds.unit_roundoff(dtype))
+        bound = getattr(bounds, f"{self.name}_bound")
+        error = bound(x, **args, dtype=dtype) * bounds.both_sides(bounds.unit_roundoff(dtype))
         return {"output": Bounded(value, error)}
 
 
@@ -649,16 +685,17 @@ class AdaptiveAvgPool1d(Op):
 class AdaptiveAvgPool3d(Op):
     """error_bounds.adaptive_avg_pool2d_bound's derivation with a depth axis: an output is
     the sum of at most k values (k the largest window, per axis) and one division, so
-    bound_from_magnitude(M, k + 1) with M the pooling of |x|. torch's CPU float16 result is
-    held to the float16-accumulation bound with k + 3 roundings: its adaptive_avg_pool3d
-    kernel sums the window in float16 and divides by kd, kh and kw in turn (a simulation of
+    bound_from_magnitude(M, k + 1) with M the pooling of |x|. torch's CPU float16 (bfloat16)
+    result is held to the bound of accumulating in that dtype with k + 3 roundings: its
+    adaptive_avg_pool3d kernel sums the window in float16 (bfloat16) and divides by kd, kh and
+    kw in turn (a simulation of
     that reproduces it bit for bit; docs/conformance.md, "What the corpus found")."""
 
     name = "adaptive_avg_pool3d"
     names = ("input", "output_size")
 
     def check(self, name, actual, a, reference, who, device):
-        if who == "torch" and actual.dtype == np.float16 and _torch().device(device).type == "cpu":
+        if who == "torch" and actual.dtype.name in _NARROW and _torch().device(device).type == "cpu":
             from error_bounds import Bounded
 
             from npconv import ops
@@ -666,7 +703,7 @@ class AdaptiveAvgPool3d(Op):
 
             magnitude = ops.adaptive_avg_pool3d(np.abs(_f64(a["input"])), a["output_size"])
             k = self._largest_window(a["input"].shape, magnitude.shape)
-            error = bound_from_magnitude(magnitude, k + 3, np.float16, accumulation_dtype=np.float16)
+            error = bound_from_magnitude(magnitude, k + 3, actual.dtype, accumulation_dtype=actual.dtype)
             reference = {name: Bounded(reference[name].value, error)}
         super().check(name, actual, a, reference, who, device)
 
@@ -696,7 +733,8 @@ class AdaptiveAvgPool3d(Op):
 
 
 class NotYet(Op):
-    """A 1-D or 3-D op: counted, not run."""
+    """An op npconv does not have yet: counted under `reason` (one of `REASONS`), not run.
+    None at present (the 1-D and 3-D poolings were, until npconv.pooling added them)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -736,8 +774,8 @@ OPINFO: dict[str, Op] = {
     F + "adaptive_avg_pool1d": AdaptiveAvgPool1d(),
     F + "adaptive_avg_pool3d": AdaptiveAvgPool3d(),
     F + "linear": Linear(),
-    **{F + name: NotYet(ONE_D) for name in ("max_pool1d", "avg_pool1d")},
-    **{F + name: NotYet(THREE_D) for name in ("max_pool3d", "avg_pool3d")},
+    **{F + f"max_pool{d}d": MaxPool2d(d) for d in (1, 3)},
+    **{F + f"avg_pool{d}d": AvgPool2d(d) for d in (1, 3)},
 }
 
 
@@ -825,8 +863,15 @@ MODULES: dict[str, Module] = {
                                                                bias=to_numpy(m.bias))),
     **{f"{prefix}{d}d": Module(Pad(), None, lambda m, x, s: _pad_args(m, x))
        for prefix in _PAD_MODES for d in (1, 2, 3)},
-    **{name: Module(NotYet(ONE_D)) for name in ("MaxPool1d", "AvgPool1d")},
-    **{name: Module(NotYet(THREE_D)) for name in ("MaxPool3d", "AvgPool3d")},
+    **{f"MaxPool{d}d": Module(MaxPool2d(d), None, lambda m, x, s: dict(
+        input=x, kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+        ceil_mode=m.ceil_mode, return_indices=m.return_indices)) for d in (1, 3)},
+    "AvgPool1d": Module(AvgPool2d(1), None, lambda m, x, s: dict(
+        input=x, kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode,
+        count_include_pad=m.count_include_pad)),
+    "AvgPool3d": Module(AvgPool2d(3), None, lambda m, x, s: dict(
+        input=x, kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode,
+        count_include_pad=m.count_include_pad, divisor_override=m.divisor_override)),
 }
 
 ENTRIES = tuple(OPINFO) + tuple(MODULES)
@@ -1191,6 +1236,8 @@ def format_table(rows: list[Row]) -> str:
         op = OPINFO[row.entry] if row.entry in OPINFO else MODULES[row.entry].op
         groups["not yet" if isinstance(op, NotYet) else "implemented"].append(row)
     for group, members in groups.items():
+        if not members:
+            continue
         for row in members:
             name = f"`{row.entry}`" if row.entry in OPINFO else f"`nn.{row.entry}`"
             lines.append(_line(_cells(name, row.kind, row.counts, "error" in row.kind)))
@@ -1201,11 +1248,12 @@ def format_table(rows: list[Row]) -> str:
         cells[-1] = f"{sum(r.counts['regex'] for r in errors)} of {agreed}" if agreed else ""
         lines.append(_line(cells))
     every = {k: sum(r.counts[k] for r in rows) for k in COLUMNS}
-    not_yet = sum(every[r] for r in (BFLOAT16, ONE_D, THREE_D))
+    later = [r for r in REASONS if r not in (INTEGER, COMPLEX)]  # the "not yet: ..." reasons
+    not_yet = (f" and {sum(every[r] for r in later):,} not yet ("
+               + ", ".join(f"{r.removeprefix('not yet: ')} {every[r]:,}" for r in later) + ")") if later else ""
     lines += ["", f"All {every['total']:,} inputs: {every[AGREE]:,} agree, {every[DISAGREE]} disagree, "
                   f"{every[INTEGER] + every[COMPLEX]:,} are not expressible (integer {every[INTEGER]:,}, complex "
-                  f"{every[COMPLEX]:,}) and {not_yet:,} not yet (bfloat16 {every[BFLOAT16]:,}, 1-D "
-                  f"{every[ONE_D]:,}, 3-D {every[THREE_D]:,})."]
+                  f"{every[COMPLEX]:,}){not_yet}."]
     return "\n".join(lines)
 
 

@@ -456,7 +456,8 @@ def test_torch_pads_the_channels_given_a_padding_of_the_wrong_length():
 
 class _Volumes(torch.nn.Module):
     """Every 1-D and 3-D convolution, one after the other: 3-D on the input, then the volume
-    flattened into a sequence for the 1-D ones."""
+    flattened into a sequence for the 1-D ones; BatchNorm3d / BatchNorm1d and the 3-D / 1-D
+    adaptive average pools on the way."""
 
     def __init__(self):
         super().__init__()
@@ -465,10 +466,18 @@ class _Volumes(torch.nn.Module):
         self.strided3d = torch.nn.Conv3d(2, 3, (1, 2, 3), stride=(1, 2, 1), padding=(0, 1, 1), bias=False)
         self.conv1d = torch.nn.Conv1d(3, 4, 3, padding=1, padding_mode="circular", stride=2)
         self.up1d = torch.nn.ConvTranspose1d(4, 2, 3, stride=2, groups=2, dilation=2)
+        self.norm3d, self.norm1d = torch.nn.BatchNorm3d(4), torch.nn.BatchNorm1d(4)
+        self.pool3d, self.pool1d = torch.nn.AdaptiveAvgPool3d((1, 2, 1)), torch.nn.AdaptiveAvgPool1d(3)
+        with torch.no_grad():  # statistics that are not the identity
+            for norm in (self.norm3d, self.norm1d):
+                norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2)
+                norm.weight.uniform_(0.5, 2), norm.bias.uniform_(-1, 1)
 
     def forward(self, x):
-        y = self.strided3d(torch.relu(self.up3d(self.conv3d(x))))
-        return self.up1d(self.conv1d(y.flatten(2)))
+        v = self.norm3d(self.conv3d(x))
+        y = self.strided3d(torch.relu(self.up3d(v)))
+        s = self.up1d(self.norm1d(self.conv1d(y.flatten(2))))
+        return torch.cat([self.pool1d(s).flatten(1), self.pool3d(v).flatten(1)], 1)
 
 
 def test_captured_graph_runs_and_verifies():
@@ -483,7 +492,7 @@ def test_captured_graph_runs_and_verifies():
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
-    assert {"conv3d", "conv_transpose3d", "conv1d", "conv_transpose1d"} <= set(tally.by_op)
+    assert {"conv3d", "conv_transpose3d", "conv1d", "conv_transpose1d", "batch_norm3d", "batch_norm1d"} <= set(tally.by_op)
     report = verify(model, x, timing=False, graph=graph)
     assert report.ok, report.failures
 

@@ -238,8 +238,9 @@ def test_hooks_and_dtypes_are_refused():
     tree[0].to(torch.float64)
     with pytest.raises(TypeError, match="mixes floating dtypes"):
         from_torch(tree)
-    with pytest.raises(TypeError, match="bfloat16"):
-        from_torch(tree.to(torch.bfloat16))
+    with pytest.raises(TypeError, match="parameters must be float16, bfloat16, float32 or float64"):
+        from_torch(torch.nn.Conv2d(3, 3, 1).to(torch.float8_e5m2))
+    assert from_torch(tree.to(torch.bfloat16))[0].weight.dtype.name == "bfloat16"  # bfloat16 converts
     with pytest.raises(UnsupportedModuleError, match="expected a torch.nn.Module at the root"):
         from_torch(np.zeros(3))
 

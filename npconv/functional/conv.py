@@ -6,9 +6,9 @@
     depthwise_separable_conv2d  pointwise(depthwise(x)): MobileNet's factorisation
 
 Precision: float32 and float64 are computed in their own precision (the accumulator is the
-output array, of the input's dtype). float16 is widened to float32, accumulated in float32
-and rounded to float16 once per output element, as PyTorch's CPU kernels do; the result is
-float16. The output dtype is always the input dtype; input, weight and bias must share it.
+output array, of the input's dtype). float16 and bfloat16 (ml_dtypes.bfloat16) are widened to
+float32, accumulated in float32 and rounded once per output element, as PyTorch's CPU kernels
+do (measured: docs/semantics.md); the result is float16 or bfloat16. The output dtype is always the input dtype; input, weight and bias must share it.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def conv2d(
     "zeros", "reflect", "replicate" or "circular", applied as `nn.Conv2d` does, before the
     convolution. Depthwise with channel multiplier M is groups == C_in with C_out = M*C_in.
 
-    Precision: float32 / float64 accumulate in their own dtype; float16 is widened to
-    float32, accumulated in float32 and rounded to float16 once per output element.
+    Precision: float32 / float64 accumulate in their own dtype; float16 and bfloat16 are
+    widened to float32, accumulated in float32 and rounded once per output element.
 
     Empty sizes, as in PyTorch: N = 0 gives an empty batch; C_in = 0 gives an output with
     0 channels (not C_out); an empty H or W needs N = 0 or C_in = 0; C_out must be at least

@@ -23,8 +23,9 @@ PyTorch's rules (aten/src/ATen/native/Convolution.cpp, `check_shape_forward` and
   batch (N = 0) both may be empty (PyTorch's empty path), only a negative output size is
   an error; `padding` may not be a string.
 
-Precision: float32 and float64 are computed in their own precision; float16 is widened
-to float32, accumulated there and rounded once to float16.
+Precision: float32 and float64 are computed in their own precision; float16 and bfloat16
+are widened to float32, accumulated there and rounded once (PyTorch's CPU kernels add the
+taps in the narrow dtype itself: docs/semantics.md).
 """
 
 from __future__ import annotations

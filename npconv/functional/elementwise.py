@@ -9,20 +9,20 @@
 NumPy arrays in and out. An operand of add/sub/mul/div may be a Python number (int, float,
 or a NumPy real scalar); array operands broadcast with NumPy's (and PyTorch's) rules, e.g.
 (N, C, H, W) * (N, C, 1, 1) for squeeze-excitation. The result has the array operands'
-dtype (float16, float32 or float64); two arrays must share it (PyTorch would promote
+dtype (float16, bfloat16, float32 or float64); two arrays must share it (PyTorch would promote
 float32 + float64 to float64; here that is a TypeError, so that no precision is chosen
 silently). Each function checks its arguments, materialises every operand at the broadcast
 shape as a C-contiguous copy (a copy that moves data and is not counted), runs a flat loop
 of `npconv.kernels`, and records the counts the loop returned with `npconv.counting.record`
 under the op's name.
 
-Precision: float32 and float64 are computed in their own precision; float16 is widened to
-float32, computed, and rounded back to float16 once, as PyTorch's CPU kernels do. A Python
+Precision: float32 and float64 are computed in their own precision; float16 and bfloat16
+are widened to float32, computed, and rounded back once, as PyTorch's CPU kernels do. A Python
 number is converted to the array's dtype, as PyTorch converts one for a floating tensor,
-with one PyTorch quirk kept for float16: a number b (the second operand) of mul and div is
+with one PyTorch quirk kept for float16 and bfloat16: a number b (the second operand) of mul and div is
 taken in float32 (PyTorch's "opmath" scalar, binary_op_scalar in BinaryOpsKernel.cpp); every
 other number (a of mul and div, both of add and sub, alpha, clamp's limits) rounds to
-float16 first, through float32 as PyTorch does. Limits and alpha that overflow the dtype
+the narrow dtype first, through float32 as PyTorch does. Limits and alpha that overflow the dtype
 raise, as in PyTorch ("value cannot be converted to type float without overflow"); a number
 operand that overflows becomes +-inf, as in PyTorch.
 
@@ -40,7 +40,7 @@ import numbers
 import numpy as np
 
 from .. import counting
-from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..dtypes import NARROW_DTYPES, as_kernel_array, compute_dtype, finfo, finish
 from ..geometry import check_array
 from ..kernels import add as add_kernel
 from ..kernels import clamp as clamp_kernel
@@ -60,7 +60,7 @@ __all__ = [
     "sub",
 ]
 
-_TORCH_TYPE_NAMES = {"float16": "c10::Half", "float32": "float", "float64": "double"}
+_TORCH_TYPE_NAMES = {"float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double"}
 
 
 def _is_number(value) -> bool:
@@ -75,18 +75,19 @@ def _checked_number(value, dtype: np.dtype, name: str, op: str) -> float:
     if not _is_number(value):
         raise TypeError(f"{op}(): {name} must be a real number, not {type(value).__name__}")
     value = float(value)
-    if np.isfinite(value) and abs(value) > float(np.finfo(dtype).max):
+    if np.isfinite(value) and abs(value) > float(finfo(dtype).max):
         raise ValueError(f"value cannot be converted to type {_TORCH_TYPE_NAMES[dtype.name]} without overflow")
     return value
 
 
 def _in_dtype(value: float, dtype: np.dtype):
     """A Python number rounded to `dtype` as PyTorch rounds it: overflowing to +-inf, and to
-    float16 through float32 (c10::Half is made from a float: two roundings, which differ from
-    one in rare ties, e.g. 1 + 2^-11 + 2^-40 becomes 1.0, not 1 + 2^-10)."""
+    float16 and bfloat16 through float32 (c10::Half and c10::BFloat16 are made from a float:
+    two roundings, which differ from one in rare ties, e.g. 1 + 2^-11 + 2^-40 becomes 1.0 in
+    float16, not 1 + 2^-10, and 1 + 2^-8 + 2^-40 becomes 1.0 in bfloat16, not 1 + 2^-7)."""
     with np.errstate(over="ignore"):
-        if dtype == np.float16:
-            return np.float16(np.float32(value))
+        if dtype in NARROW_DTYPES:
+            return dtype.type(np.float32(value))
         return dtype.type(value)
 
 

@@ -17,8 +17,8 @@ with PyTorch's wording where PyTorch rejects the same call, and hands C-contiguo
 or float64 arrays to its reference kernel in `npconv.kernels`, recording the counts the
 kernel's loops returned with `npconv.counting.record` under the op's name.
 
-Precision: float32 and float64 are computed in their own precision; float16 is widened to
-float32, computed, and rounded back to float16 once. Parameters (weights, statistics) are
+Precision: float32 and float64 are computed in their own precision; float16 and bfloat16
+are widened to float32, computed, and rounded back once. Parameters (weights, statistics) are
 converted to the input's dtype.
 """
 

@@ -34,13 +34,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting
-from ..dtypes import as_kernel_array, compute_dtype, finish
+from ..dtypes import NARROW_DTYPES, as_kernel_array, compute_dtype, finfo, finish
 from ..geometry import PadGeometry, check_array, check_pad_arguments, pad_geometry, torch_dtype_name
 from ..kernels import pad as pad_kernel
 
 __all__ = ["pad"]
 
-_C10_TYPE_NAMES = {"float16": "c10::Half", "float32": "float", "float64": "double"}
+_C10_TYPE_NAMES = {"float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double"}
 
 
 def pad(input: np.ndarray, pad, mode: str = "constant", value: float | None = None) -> np.ndarray:
@@ -78,20 +78,21 @@ def padded(x: np.ndarray, pad, mode: str) -> np.ndarray:
 
 def _fill_value(value, out_dtype: np.dtype, dtype: np.dtype, g: PadGeometry):
     """The fill value in the kernel's dtype, rounded as PyTorch rounds it: to float32 first
-    for float16 (c10::Half is made from a float), then to float16 by `finish`. PyTorch's
-    fill_ rejects a finite value beyond the dtype's range, and fills only when some pad is
-    positive (a pure crop never converts the value). Except for a float16 output of exactly
-    one element, which its fill_ writes without the check (rounded, to inf if need be)."""
+    for float16 and bfloat16 (c10::Half and c10::BFloat16 are made from a float), then to the
+    dtype by `finish`. PyTorch's fill_ rejects a finite value beyond the dtype's range, and
+    fills only when some pad is positive (a pure crop never converts the value). Except for a
+    float16 or bfloat16 output of exactly one element, which its fill_ writes without the
+    check (rounded, to inf if need be)."""
     if value is None or g.mode != "constant":
         return dtype.type(0)
     value = float(value)
     fills = any(p > 0 for p in g.before + g.after)
-    one_half = out_dtype == np.float16 and int(np.prod(g.output_shape, dtype=np.int64)) == 1
-    if fills and not one_half and np.isfinite(value) and abs(value) > float(np.finfo(out_dtype).max):
+    one_narrow = out_dtype in NARROW_DTYPES and int(np.prod(g.output_shape, dtype=np.int64)) == 1
+    if fills and not one_narrow and np.isfinite(value) and abs(value) > float(finfo(out_dtype).max):
         raise ValueError(f"value cannot be converted to type {_C10_TYPE_NAMES[np.dtype(out_dtype).name]} without "
                          f"overflow: {value!r} is outside the range of {torch_dtype_name(out_dtype)}")
     with np.errstate(over="ignore"):
-        return dtype.type(np.float32(value) if out_dtype == np.float16 else value)
+        return dtype.type(np.float32(value) if out_dtype in NARROW_DTYPES else value)
 
 
 def _padded(x: np.ndarray, g: PadGeometry, fill) -> tuple[np.ndarray, int]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import from_tensor
 from .graph import Graph, Node, Ref
 from .ops import unsupported_ops
 
@@ -145,7 +146,7 @@ def _convert(value):
 
 
 def _numpy(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy().copy()
+    return from_tensor(tensor).copy()  # bfloat16 as ml_dtypes.bfloat16
 
 
 def graph_from_program(program, name: str) -> Graph:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import engine as engines
 from .. import memory
+from ..dtypes import is_floating
 
 __all__ = ["Graph", "Node", "Ref", "resolve"]
 
@@ -104,7 +105,7 @@ class Graph:
     def astype(self, dtype) -> Graph:
         """The same graph with its floating parameters and buffers converted to `dtype`."""
         dtype = np.dtype(dtype)
-        convert = lambda a: a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a  # noqa: E731
+        convert = lambda a: a.astype(dtype) if is_floating(a.dtype) else a  # noqa: E731
         return replace(self, parameters={k: convert(v) for k, v in self.parameters.items()},
                        buffers={k: convert(v) for k, v in self.buffers.items()})
 

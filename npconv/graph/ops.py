@@ -204,7 +204,7 @@ def _mm_formula(out, mat1, mat2):
 
 
 def _batch_norm(x, weight, bias, running_mean, running_var, momentum, eps):
-    y = ops.batch_norm2d(x, running_mean, running_var, weight, bias, training=False, eps=eps)
+    y = ops.batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)  # (N, C, *)
     empty = np.empty(0, dtype=np.asarray(x).dtype)
     return y, empty, empty
 
@@ -227,6 +227,16 @@ def _adaptive_avg_pool2d_bound(dtype, x, output_size):
 def _adaptive_avg_pool2d_formula(out, x, output_size):
     return {"pool_adds": formulas.adaptive_avg_pool2d_adds(*_planes(x), np.shape(x)[-2:], np.shape(out)[-2:]),
             "pool_divides": formulas.adaptive_avg_pool2d_divides(*_planes(x), np.shape(out)[-2:])}
+
+
+def _adaptive_avg_pool3d_bound(dtype, x, output_size):
+    return bounds.adaptive_avg_pool3d_bound(x, output_size, dtype)
+
+
+def _adaptive_avg_pool3d_formula(out, x, output_size):
+    batch, channels = (1, np.shape(x)[0]) if np.ndim(x) == 4 else np.shape(x)[:2]
+    return {"pool_adds": formulas.adaptive_avg_pool3d_adds(batch, channels, np.shape(x)[-3:], np.shape(out)[-3:]),
+            "pool_divides": formulas.adaptive_avg_pool3d_divides(batch, channels, np.shape(out)[-3:])}
 
 
 def _max_pool2d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
@@ -344,7 +354,7 @@ OPS: dict[str, OpSpec] = {
     "aten.addmm.default": OpSpec(_addmm, _addmm_bound, _addmm_formula, "nn.Linear / F.linear"),
     "aten.mm.default": OpSpec(_mm, _mm_bound, _mm_formula, "nn.Linear(bias=False) / torch.mm"),
     "aten._native_batch_norm_legit_no_training.default": OpSpec(_batch_norm, _batch_norm_bound,
-                                                                _batch_norm_formula, "nn.BatchNorm2d (eval)"),
+                                                                _batch_norm_formula, "nn.BatchNorm1d/2d/3d (eval)"),
     "aten.relu.default": OpSpec(ops.relu, None, lambda out, x: {"activation_compares": _numel(out)},
                                 "nn.ReLU / F.relu"),
     # aten.hardtanh with min_val > max_val gives max_val (as clamp); only F.hardtanh refuses it
@@ -365,6 +375,8 @@ OPS: dict[str, OpSpec] = {
     "aten.mean.default": OpSpec(_mean, _mean_bound, _mean_formula, "torch.mean"),
     "aten._adaptive_avg_pool2d.default": OpSpec(ops.adaptive_avg_pool2d, _adaptive_avg_pool2d_bound,
                                                  _adaptive_avg_pool2d_formula, "nn.AdaptiveAvgPool2d"),
+    "aten._adaptive_avg_pool3d.default": OpSpec(ops.adaptive_avg_pool3d, _adaptive_avg_pool3d_bound,
+                                                 _adaptive_avg_pool3d_formula, "nn.AdaptiveAvgPool3d"),
     "aten.avg_pool2d.default": OpSpec(_avg_pool2d, _avg_pool2d_bound, _avg_pool2d_formula,
                                       "nn.AvgPool2d / F.avg_pool2d"),
     "aten.max_pool2d_with_indices.default": OpSpec(_max_pool2d_with_indices, None, _max_pool2d_formula,

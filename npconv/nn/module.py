@@ -64,6 +64,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .. import counting
+from ..dtypes import FLOAT_DTYPES, from_tensor, is_floating
 from . import init
 
 _hook_ids = itertools.count()
@@ -82,14 +83,12 @@ def _dry_placeholder(value: np.ndarray) -> np.ndarray:
 
 def to_numpy(value) -> np.ndarray:
     """A NumPy array from a NumPy array, anything array-like, or a torch tensor (detached,
-    moved to the CPU; bfloat16 widened to float32) without importing torch."""
+    moved to the CPU; bfloat16 as an ml_dtypes.bfloat16 array of the same values) without
+    importing torch."""
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        tensor = value.detach().cpu()
-        if str(tensor.dtype) == "torch.bfloat16":
-            tensor = tensor.float()
-        return tensor.numpy()
+        return from_tensor(value)
     return np.asarray(value)
 
 
@@ -508,7 +507,7 @@ class Module:
                     f"the shape in current model is {list(current.shape)}."
                 )
                 continue
-            if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+            if not (np.issubdtype(value.dtype, np.number) or is_floating(value.dtype) or value.dtype == np.bool_):
                 errors.append(f"wrong type for {key}: expected a numeric array, got dtype {value.dtype}.")
                 continue
             updates.append((module, store, name, np.array(value, dtype=current.dtype, copy=True)))
@@ -534,15 +533,16 @@ class Module:
         return self.train(False)
 
     def to(self, dtype) -> "Module":
-        """Convert every floating-point parameter and buffer to `dtype` (float16/32/64), in place."""
+        """Convert every floating-point parameter and buffer to `dtype` (float16, bfloat16 (an
+        ml_dtypes.bfloat16), float32 or float64), in place."""
         dtype = np.dtype(dtype)
-        if dtype not in (np.float16, np.float32, np.float64):
-            raise TypeError(f"to(): only float16, float32 and float64 are supported, not {dtype}")
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"to(): only float16, bfloat16, float32 and float64 are supported, not {dtype}")
         for module in self.modules():
             for store in ("_parameters", "_buffers"):
                 values = module.__dict__[store]
                 for name, value in values.items():
-                    if value is not None and np.issubdtype(value.dtype, np.floating):
+                    if value is not None and is_floating(value.dtype):
                         values[name] = value.astype(dtype)
         return self
 

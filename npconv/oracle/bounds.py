@@ -3,7 +3,7 @@
 Every bound here is for one op evaluated on inputs taken as exact (the verifier feeds
 each op PyTorch's own input to it), in a working precision with unit roundoff u:
 
-    u = 2^-24 (float32), 2^-53 (float64), 2^-11 (float16)
+    u = 2^-24 (float32), 2^-53 (float64), 2^-11 (float16), 2^-8 (bfloat16)
 
 Higham's γ_n = n u / (1 − n u) bounds the relative effect of n roundings (Higham,
 *Accuracy and Stability of Numerical Algorithms*, 2nd ed., Lemma 3.1): a sum of m terms in
@@ -24,6 +24,13 @@ most 2^-29 of the float32 side for every n (`F64_PER_F32`), so the sum is (1 + 2
 for two float64 evaluations it is 2 b64 (`both_sides`).
 
 The per-op bounds return float64 arrays of the output's shape (or scalars that broadcast).
+
+bfloat16 (u = 2^-8) is float16's case with a larger u: what the docstrings below say of
+float16 computed in float32 and rounded once, γ_k(2^-24) + u(1 + γ_k(2^-24)) <= γ_k(u), uses
+only 2^-24 <= u and holds for bfloat16 too. With u = 2^-8, γ_k is finite only for k < 256:
+a bound over more roundings is +inf (no bound), which `tolerance.assert_within_bound` does
+not judge; the inner-product bounds of `npconv.tolerance` avoid this by accumulating in
+float32 (`bound_from_magnitude`), as PyTorch's CPU kernels do (docs/semantics.md).
 """
 
 from __future__ import annotations
@@ -35,15 +42,18 @@ import numpy as np
 from ..functional import layers as ops
 from ..functional import pooling
 from ..counting import paused
+from ..dtypes import finfo
 from ..cost.formulas import adaptive_pool_windows
 
 __all__ = [
     "BATCH_NORM_EVAL_ROUNDINGS",
     "F64_PER_F32",
     "U16",
+    "UBF16",
     "U32",
     "U64",
     "adaptive_avg_pool2d_bound",
+    "adaptive_avg_pool3d_bound",
     "batch_norm_eval_bound",
     "both_sides",
     "gamma",
@@ -53,22 +63,24 @@ __all__ = [
 ]
 
 U16 = 2.0**-11
+UBF16 = 2.0**-8  # bfloat16: 8 significant bits (7 stored), float32's exponent range
 U32 = 2.0**-24
 U64 = 2.0**-53
 F64_PER_F32 = 2.0**-29  # max over n of γ_n(2^-53) / γ_n(2^-24)
 
-_ROUNDOFF = {"float16": U16, "float32": U32, "float64": U64, "tf32": U16}
+_ROUNDOFF = {"float16": U16, "bfloat16": UBF16, "float32": U32, "float64": U64, "tf32": U16}
 
 
 def unit_roundoff(dtype) -> float:
-    """u = 2^-p for a dtype with p significand bits: float16 2^-11, float32 2^-24, float64 2^-53;
-    and 2^-11 for "tf32" (CUDA tensor cores' float32 inputs rounded to 10 explicit bits)."""
+    """u = 2^-p for a dtype with p significand bits: float16 2^-11, bfloat16 2^-8, float32 2^-24,
+    float64 2^-53; and 2^-11 for "tf32" (CUDA tensor cores' float32 inputs rounded to 10
+    explicit bits)."""
     return _ROUNDOFF[dtype if isinstance(dtype, str) and dtype == "tf32" else np.dtype(dtype).name]
 
 
 def tiny(dtype) -> float:
     """The smallest positive normal number of `dtype`."""
-    return float(np.finfo(np.dtype(dtype)).tiny)
+    return float(finfo(dtype).tiny)
 
 
 def gamma(n, u=U32):
@@ -165,6 +177,18 @@ def adaptive_avg_pool2d_bound(x, output_size, dtype):
     return gamma(m + 1, unit_roundoff(dtype)) * magnitude + tiny(dtype)
 
 
+def adaptive_avg_pool3d_bound(x, output_size, dtype):
+    """3-D adaptive average pooling: adaptive_avg_pool2d_bound's derivation with windows of at
+    most m = the product of the three axes' largest windows."""
+    x = np.abs(np.asarray(x, np.float64))
+    with paused():
+        magnitude = ops.adaptive_avg_pool3d(x, output_size)
+    m = 1
+    for size, out in zip(x.shape[-3:], magnitude.shape[-3:]):
+        m *= max(adaptive_pool_windows(size, out), default=0)
+    return gamma(m + 1, unit_roundoff(dtype)) * magnitude + tiny(dtype)
+
+
 # ----------------------------------------------------------------------------- pooling (graph evaluator)
 
 __all__ += ["avg_pool2d_bound", "max_pool2d_bound", "mean_bound"]
@@ -176,7 +200,7 @@ def _pooling_safety(nonfinite, total, terms, dtype, bound):
     finite |x| could sum past the dtype's largest number, an implementation may overflow
     where the float64 reference does not: +inf, not judged (this overrides the former)."""
     bound = np.where(nonfinite, 0.0, bound)
-    limit = float(np.finfo(np.dtype(dtype)).max)
+    limit = float(finfo(dtype).max)
     with np.errstate(invalid="ignore", over="ignore"):
         overflow = total * (1 + gamma(terms, unit_roundoff(dtype))) > limit
     return np.where(overflow, np.inf, bound)
@@ -228,6 +252,46 @@ def avg_pool2d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False
         total = pooling.avg_pool2d(a, *window, True, 1)
         nonfinite = pooling.avg_pool2d(np.asarray(~finite, dtype=np.float64), *window, True, 1) > 0
     with np.errstate(over="ignore", invalid="ignore"):  # a float64 Σ|x| may itself overflow: +inf below
+        bound = gamma(terms + 1, unit_roundoff(dtype)) * magnitude * (1 + gamma(terms + 3, U64)) + tiny(dtype)
+    return _pooling_safety(nonfinite, total, terms, dtype, bound)
+
+
+__all__ += ["avg_pool1d_bound", "avg_pool3d_bound"]
+
+
+def avg_pool1d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, dtype=None):
+    """avg_pool1d's bound: `avg_pool2d_bound` on the plane (N, C, 1, L), as npconv and PyTorch
+    compute it (the same sums and divisors). A float64 array of the output's shape."""
+    x = np.asarray(input)
+    one = lambda v: v if v is None or isinstance(v, numbers.Integral) else (v[0] if len(v) else None)  # noqa: E731
+    plane = avg_pool2d_bound(x[..., np.newaxis, :], (1, one(kernel_size)),
+                             None if one(stride) is None else (1, one(stride)), (0, one(padding)), ceil_mode,
+                             count_include_pad, None, x.dtype if dtype is None else dtype)
+    return plane[..., 0, :]
+
+
+def avg_pool3d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                     divisor_override=None, dtype=None):
+    """avg_pool3d computed in `dtype` (default: the input's) on exact inputs, per output:
+
+        |ŷ − y| <= γ_{k+1}(u) · (Σ_window |x|) / |D| + tiny
+
+    with k the in-input values of the window and D the divisor: `avg_pool2d_bound`'s
+    derivation (a sum of k terms in any order, a division, the divisor's own rounding), which
+    does not depend on how many axes the window spans. The magnitudes, k, the non-finite
+    windows and the overflow guard come from npconv's avg_pool3d run in float64 as there.
+    Returns a float64 array of the output's shape."""
+    x = np.asarray(input, np.float64)
+    dtype = np.dtype(np.asarray(input).dtype if dtype is None else dtype)
+    finite = np.isfinite(x)
+    a = np.where(finite, np.abs(x), 0.0)
+    window = (kernel_size, stride, padding, ceil_mode)
+    with paused():
+        magnitude = np.abs(pooling.avg_pool3d(a, *window, count_include_pad, divisor_override))
+        terms = pooling.avg_pool3d(np.ones_like(a), *window, True, 1)
+        total = pooling.avg_pool3d(a, *window, True, 1)
+        nonfinite = pooling.avg_pool3d(np.asarray(~finite, dtype=np.float64), *window, True, 1) > 0
+    with np.errstate(over="ignore", invalid="ignore"):
         bound = gamma(terms + 1, unit_roundoff(dtype)) * magnitude * (1 + gamma(terms + 3, U64)) + tiny(dtype)
     return _pooling_safety(nonfinite, total, terms, dtype, bound)
 
@@ -301,7 +365,7 @@ def _elementwise_result(bound, magnitude, finite, dtype):
     """bound where the inputs are finite, 0 where one is not, +inf where overflow is possible."""
     u = unit_roundoff(dtype)
     with np.errstate(invalid="ignore", over="ignore"):
-        overflow = finite & ~((1 + gamma(2, u)) * magnitude <= float(np.finfo(np.dtype(dtype)).max))
+        overflow = finite & ~((1 + gamma(2, u)) * magnitude <= float(finfo(dtype).max))
         out = np.where(finite, bound, 0.0)
     return np.array(np.where(overflow, np.inf, out), dtype=np.float64)
 
@@ -380,7 +444,7 @@ def div_bound(a, b, dtype):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     u, t = unit_roundoff(dtype), tiny(dtype)
-    big = float(np.finfo(np.dtype(dtype)).max)
+    big = float(finfo(dtype).max)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         magnitude = np.abs(a / b) * _UP
         reciprocal_underflows = np.abs(b) * t > 1

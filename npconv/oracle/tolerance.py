@@ -15,8 +15,10 @@ npconv's float64 reference y_ref (itself within gamma(n, float64) * M of exact):
 
 * u_acc is the unit roundoff of the accumulation: 2^-24 for float32, 2^-53 for float64.
   float16 results are accumulated in float32 by PyTorch's CPU kernels and by npconv, then
-  rounded once: their bound adds u_16 |y| <= 2^-11 M. Pass `accumulation_dtype=float16`
-  for an implementation that accumulates in half precision.
+  rounded once: their bound adds u_16 |y| <= 2^-11 M. bfloat16 likewise adds u_bf16 |y| <=
+  2^-8 M (measured for PyTorch's CPU conv1d/2d/3d and linear: docs/semantics.md). Pass
+  `accumulation_dtype=float16` (or bfloat16) for an implementation that accumulates in the
+  narrow dtype itself (PyTorch's CPU transposed convolutions do, in both).
 * `tiny` (the smallest normal number of the dtype) covers products that underflow or are
   flushed to zero, which the relative bound above does not.
 * c = 1 by default: the bound is rigorous as stated. It is a parameter only so that a
@@ -26,8 +28,8 @@ npconv's float64 reference y_ref (itself within gamma(n, float64) * M of exact):
   rounded factors of every product.
 
 Exactness: when x, w, b are integer-valued and M <= 2^p (p = 24 for float32, 53 for float64,
-11 for float16), every partial sum is an integer of at most p bits, exactly representable,
-so every summation order gives the same, exact answer: the bound is zero.
+11 for float16, 8 for bfloat16), every partial sum is an integer of at most p bits, exactly
+representable, so every summation order gives the same, exact answer: the bound is zero.
 
 Non-finite values: a sum that contains NaN, or both +Inf and -Inf, is NaN in any order;
 one that contains Inf of one sign only is that Inf. So NaN/Inf positions and signs do not
@@ -45,7 +47,7 @@ import numpy as np
 
 from .. import counting
 from .bounds import gamma, tiny, unit_roundoff
-from ..dtypes import compute_dtype
+from ..dtypes import FLOAT_DTYPES, compute_dtype, finfo, from_tensor
 from ..functional.conv import conv2d
 from ..geometry import conv2d_geometry
 
@@ -64,8 +66,8 @@ __all__ = [
 def _to_numpy(a):
     if a is None or isinstance(a, np.ndarray):
         return a
-    if hasattr(a, "detach"):  # a torch tensor, without importing torch
-        return a.detach().cpu().numpy()
+    if hasattr(a, "detach"):  # a torch tensor (bfloat16 as ml_dtypes.bfloat16), without importing torch
+        return from_tensor(a)
     return np.asarray(a)
 
 
@@ -101,9 +103,9 @@ def conv2d_error_bound(
 ):
     """Per-element bound on |actual - reference| for a conv2d computed in `dtype`.
 
-    `dtype` defaults to the input's; `accumulation_dtype` to float32 for float16 and to
-    `dtype` otherwise. Returns (bound, magnitude, n), float64 arrays of the output's shape
-    and the inner-product length. See the module docstring for the derivation.
+    `dtype` defaults to the input's; `accumulation_dtype` to float32 for float16 and
+    bfloat16 and to `dtype` otherwise. Returns (bound, magnitude, n), float64 arrays of the
+    output's shape and the inner-product length. See the module docstring for the derivation.
     """
     input, weight, bias = _to_numpy(input), _to_numpy(weight), _to_numpy(bias)
     dtype = np.dtype(dtype if dtype is not None else input.dtype)
@@ -130,7 +132,8 @@ def bound_from_magnitude(magnitude, n, dtype, accumulation_dtype=None, c: float 
 
 
 def _all_integers(*arrays) -> bool:
-    return all(a is None or bool(np.all(np.isfinite(a) & (np.asarray(a) == np.round(a)))) for a in arrays)
+    as64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731 (exact, bfloat16 included)
+    return all(a is None or bool(np.all(np.isfinite(as64(a)) & (as64(a) == np.round(as64(a))))) for a in arrays)
 
 
 def assert_within_bound(actual, reference, bound, *, what: str = "result") -> None:
@@ -202,7 +205,7 @@ def assert_close_to_reference(
     actual = _to_numpy(actual)
     input, weight, bias = _to_numpy(input), _to_numpy(weight), _to_numpy(bias)
     dtype = np.dtype(actual.dtype)
-    if dtype not in (np.float16, np.float32, np.float64):
+    if dtype not in FLOAT_DTYPES:
         raise TypeError(f"assert_close_to_reference(): actual must be floating point, got {dtype}")
     reference = _reference_conv2d(input, weight, bias, (stride, padding, dilation, groups, padding_mode),
                                   magnitudes=False)
@@ -213,6 +216,6 @@ def assert_close_to_reference(
     if _all_integers(input, weight, bias):
         exact = magnitude <= 1 / unit_roundoff(dtype)  # 2^p: every partial sum an integer of <= p bits
         bound = np.where(exact, 0.0, bound)
-    overflow_possible = np.isfinite(magnitude) & (magnitude > float(np.finfo(dtype).max))
+    overflow_possible = np.isfinite(magnitude) & (magnitude > float(finfo(dtype).max))
     bound = np.where(overflow_possible, np.inf, bound)
     assert_within_bound(actual, reference, bound, what="conv2d")

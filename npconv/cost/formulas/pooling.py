@@ -1,10 +1,11 @@
-"""Closed-form counts of the pooling ops and means: npconv.pooling's max_pool2d, avg_pool2d
-and mean (the graph evaluator's), and the windows of adaptive average pooling
+"""Closed-form counts of the pooling ops and means: npconv.pooling's max_pool1d/2d/3d,
+avg_pool1d/2d/3d and mean (the graph evaluator's), and the windows of adaptive average pooling
 (npconv.ops.adaptive_avg_pool2d, its backward, and the bounds and summaries built on them).
 
 A pooling window is separable: its in-input taps are (rows inside) x (columns inside), so
-the total over all output cells is the product of two one-dimensional sums over output
-positions, written out here as explicit sums. As in `npconv.formulas.conv`, these predict
+the total over all output cells is the product of one-dimensional sums over output
+positions (two for 2-D, three for 3-D; the 1-D ops are the 2-D ones on a plane of height 1),
+written out here as explicit sums. As in `npconv.formulas.conv`, these predict
 what the kernels count; the tests hold them against the counters.
 """
 
@@ -18,12 +19,20 @@ __all__ = [
     "adaptive_pool_window_total",
     "adaptive_avg_pool2d_adds",
     "adaptive_avg_pool2d_divides",
+    "adaptive_avg_pool3d_adds",
+    "adaptive_avg_pool3d_divides",
     "pool_output_size",
     "max_pool_taps_inside",
     "avg_pool_taps_inside",
     "max_pool2d_compares",
     "avg_pool2d_adds",
     "avg_pool2d_divides",
+    "max_pool1d_compares",
+    "avg_pool1d_adds",
+    "avg_pool1d_divides",
+    "max_pool3d_compares",
+    "avg_pool3d_adds",
+    "avg_pool3d_divides",
     "mean_adds",
     "mean_divides",
 ]
@@ -64,6 +73,19 @@ def adaptive_avg_pool2d_divides(batch: int, channels: int, out_size) -> int:
     """One division by the window size per output element: N * C * OH * OW."""
     oh, ow = _pair(out_size)
     return batch * channels * oh * ow
+
+
+def adaptive_avg_pool3d_adds(batch: int, channels: int, in_size, out_size) -> int:
+    """Adds of 3-D adaptive average pooling: N * C * the product over the three axes of
+    `adaptive_pool_window_total` (adaptive_avg_pool2d_adds's derivation, with one more axis)."""
+    totals = [adaptive_pool_window_total(n, o) for n, o in zip(in_size, out_size)]
+    return batch * channels * totals[0] * totals[1] * totals[2]
+
+
+def adaptive_avg_pool3d_divides(batch: int, channels: int, out_size) -> int:
+    """One division by the window size per output element: N * C * OD * OH * OW."""
+    od, oh, ow = out_size
+    return batch * channels * od * oh * ow
 
 
 def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False) -> int:
@@ -158,6 +180,95 @@ def avg_pool2d_divides(batch: int, channels: int, in_size, kernel_size, stride=N
     rows = sum(1 for n in avg_pool_taps_inside(size[0], out[0], kernel[0], stride[0], pad[0]) if n > 0)
     cols = sum(1 for n in avg_pool_taps_inside(size[1], out[1], kernel[1], stride[1], pad[1]) if n > 0)
     return batch * channels * rows * cols
+
+
+# ----------------------------------------------------------------------------- one and three axes
+
+
+def _axes(value, n: int) -> tuple[int, ...]:
+    """An int, or a list of 1 or n ints, as n ints (per axis, outermost first)."""
+    if isinstance(value, int):
+        return (value,) * n
+    values = [int(v) for v in value]
+    return tuple(values) if len(values) == n else (values[0],) * n
+
+
+def _pool_geometry_nd(n: int, in_size, kernel_size, stride, padding, dilation, ceil_mode):
+    size, kernel = _axes(in_size, n), _axes(kernel_size, n)
+    omitted = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+    stride = kernel if omitted else _axes(stride, n)
+    pad, dil = _axes(padding, n), _axes(dilation, n)
+    out = tuple(pool_output_size(size[a], kernel[a], stride[a], pad[a], dil[a], ceil_mode) for a in range(n))
+    return size, kernel, stride, pad, dil, out
+
+
+def _max_pool_compares_nd(n, batch, channels, in_size, kernel_size, stride, padding, dilation, ceil_mode) -> int:
+    size, kernel, stride, pad, dil, out = _pool_geometry_nd(n, in_size, kernel_size, stride, padding, dilation,
+                                                            ceil_mode)
+    total = batch * channels
+    for a in range(n):
+        total *= max_pool_taps_inside(size[a], out[a], kernel[a], stride[a], pad[a], dil[a])
+    return total
+
+
+def _avg_pool_lengths_nd(n, in_size, kernel_size, stride, padding, ceil_mode) -> list[list[int]]:
+    size, kernel, stride, pad, _, out = _pool_geometry_nd(n, in_size, kernel_size, stride, padding, 1, ceil_mode)
+    return [avg_pool_taps_inside(size[a], out[a], kernel[a], stride[a], pad[a]) for a in range(n)]
+
+
+def max_pool1d_compares(batch: int, channels: int, length, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode: bool = False) -> int:
+    """Compares of 1-D max pooling: N * C * sum_j taps_inside(j), max_pool2d_compares on a
+    plane of height 1 (kernel, stride and dilation 1 and no padding across it: one row, one
+    tap), which is how npconv.pooling.max_pool1d computes."""
+    return _max_pool_compares_nd(1, batch, channels, length, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def avg_pool1d_adds(batch: int, channels: int, length, kernel_size, stride=None, padding=0,
+                    ceil_mode: bool = False) -> int:
+    """Adds of 1-D average pooling: N * C * sum_j len(j), avg_pool2d_adds on a plane of height 1."""
+    (lengths,) = _avg_pool_lengths_nd(1, length, kernel_size, stride, padding, ceil_mode)
+    return batch * channels * sum(lengths)
+
+
+def avg_pool1d_divides(batch: int, channels: int, length, kernel_size, stride=None, padding=0,
+                       ceil_mode: bool = False) -> int:
+    """Divides of 1-D average pooling: N * C * #{j : len(j) > 0}, which PyTorch's argument
+    rules make N * C * OL."""
+    (lengths,) = _avg_pool_lengths_nd(1, length, kernel_size, stride, padding, ceil_mode)
+    return batch * channels * sum(1 for n in lengths if n > 0)
+
+
+def max_pool3d_compares(batch: int, channels: int, in_size, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode: bool = False) -> int:
+    """Compares of 3-D max pooling: N * C * (sum_k taps_d(k)) * (sum_i taps_h(i)) * (sum_j taps_w(j)).
+
+    Derivation as max_pool2d_compares: a window's in-input taps are the product of its
+    in-input positions along each axis, so the sum over output cells (k, i, j) factorises
+    into three one-dimensional sums of `max_pool_taps_inside`.
+    """
+    return _max_pool_compares_nd(3, batch, channels, in_size, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def avg_pool3d_adds(batch: int, channels: int, in_size, kernel_size, stride=None, padding=0,
+                    ceil_mode: bool = False) -> int:
+    """Adds of 3-D average pooling: N * C * (sum len_d) * (sum len_h) * (sum len_w), the
+    in-input window lengths of `avg_pool_taps_inside` along each axis."""
+    total = batch * channels
+    for lengths in _avg_pool_lengths_nd(3, in_size, kernel_size, stride, padding, ceil_mode):
+        total *= sum(lengths)
+    return total
+
+
+def avg_pool3d_divides(batch: int, channels: int, in_size, kernel_size, stride=None, padding=0,
+                       ceil_mode: bool = False) -> int:
+    """Divides of 3-D average pooling: one per output cell whose window holds an input value,
+    the product over the axes of #{positions with len > 0}; N * C * OD * OH * OW under
+    PyTorch's argument rules."""
+    total = batch * channels
+    for lengths in _avg_pool_lengths_nd(3, in_size, kernel_size, stride, padding, ceil_mode):
+        total *= sum(1 for n in lengths if n > 0)
+    return total
 
 
 def _mean_dims(shape, dim) -> set[int]:
