@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -313,6 +314,35 @@ def _verdict(report) -> str:
             f"{escape(report.failures[0])}")
 
 
+def _process_age() -> float | None:
+    """Seconds since this process started: its start time in /proc/self/stat (clock ticks since
+    boot, 10 ms on Linux) against CLOCK_BOOTTIME. None where either is missing (not Linux)."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rpartition(")")[2].split()  # the fields after "pid (comm)"
+        ticks = int(fields[19])  # field 22, starttime
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _steps_line(report) -> str:
+    """One line of where verify's time went, part by part (npconv.graph.verify.TIME_PARTS)."""
+    from .graph.verify import time_parts
+
+    t, parts = report.times, time_parts(report.times)
+
+    def s(seconds):
+        return "—" if seconds is None else f"{seconds:.2f}"
+
+    threads = ", one thread" if report.engine == "fast" else ""
+    return (f"Seconds by step (one run each): import {s(parts['import'])} (Python, NumPy, Numba, npconv, torch; "
+            f"of it Numba's start {s(t['numba_start'])}), build {s(t['build'])}, capture {s(parts['capture'])} "
+            f"(torch.export), PyTorch {s(parts['torch'])} (nodes {s(t['torch_nodes'])}, FlopCounterMode "
+            f"{s(t['flop_counter'])}, eager {s(t['torch_eager'])}), npconv {s(parts['npconv'])} (node checks "
+            f"{s(t['checks'])}, counting {s(t['count'])}; {report.engine} engine{threads}).")
+
+
 def cmd_verify(args) -> int:
     from_spec = is_factory_spec(args.model)
     if from_spec:
@@ -327,7 +357,9 @@ def cmd_verify(args) -> int:
     _check_seed(args.seed)
     from .oracle.verify import verify_model
 
+    imported, imported_cpu = _process_age(), time.process_time()
     with _Steps(not args.json) as step:
+        start, start_cpu = time.perf_counter(), time.process_time()
         if from_spec:
             step(f"building {args.model}")
             model, label = load_factory(args.model), args.model
@@ -335,7 +367,10 @@ def cmd_verify(args) -> int:
             step(f"building {resolved.label} in PyTorch with seeded weights")
             model, label = resolved.twin(args.seed), resolved.label
         x = _seeded_input(shape, args.seed)
-        report = verify_model(model, x, name=label, progress=step, timing=not args.no_timing)
+        built, built_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        report = verify_model(model, x, name=label, progress=step, timing=not args.no_timing, engine=args.engine)
+        report.times.update({"import": imported, "build": built})
+        report.cpu_times.update({"import": imported_cpu, "build": built_cpu})
         backward = _backward_rows(resolved, args.seed, step, model) if args.backward else None
     if args.json:
         result = report.as_dict()
@@ -353,6 +388,7 @@ def cmd_verify(args) -> int:
         f"{e32['max_abs_error_npconv_vs_npconv64']:.3g}, PyTorch vs npconv in float32 "
         f"{e32['max_abs_error_torch32_vs_npconv32']:.3g}, in float64 {e64['max_abs_error_torch_vs_npconv64']:.3g}. "
         "A worst-case bound carried through a deep network is vacuous; the node checks above are the test.")
+    console.print(escape(_steps_line(report)))
     times = report.times
     contenders = _forward_times(times, {"torch": "PyTorch", "reference": "npconv reference",
                                         "fast": "npconv fast"})
@@ -859,11 +895,13 @@ torch.export, run it on one seeded float32 input, and check:
   * every node of the captured graph: PyTorch's output (float32, and again float64) lies
     within that node's rounding bound of npconv's float64 result on PyTorch's own input to
     the node; exact ops (views, cat, relu, clamp, max-pool) match bit for bit -- a rigorous
-    bound per node, no tolerance tuned (docs/cli.md);
+    bound per node, no tolerance tuned (docs/cli.md); npconv's side runs on its fast engine
+    (--engine reference: the readable loop nests; the verdicts are the same);
   * counted MACs == closed-form formula == FlopCounterMode / 2, per module and in total;
   * parameters == sum(p.numel()) of the PyTorch model, per module and in total.
 
-It prints the per-layer table, the end-to-end differences, the time of one forward pass in
+It prints the per-layer table, the end-to-end differences, where the command's time went
+(import, build, capture, PyTorch's runs, npconv's work), the time of one forward pass in
 PyTorch and on each npconv engine (median of 5 interleaved runs, with the fastest and slowest;
 see npconv --help on noisy timings), and a verdict. Exit status 0 only when everything
 agrees.""",
@@ -873,6 +911,10 @@ agrees.""",
     _add_model_options(p, model_required=False)
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
     p.add_argument("--no-timing", action="store_true", help="skip timing the forward passes")
+    p.add_argument("--engine", choices=("fast", "reference"), default="fast",
+                   help="npconv engine of npconv's side: the float64 evaluation and bound of every node, the "
+                        "counted run and the end-to-end float64 run (default fast, on one thread; reference: "
+                        "the readable loop nests, slower; the verdicts are the same)")
     p.add_argument("--backward", action="store_true",
                    help="also count a training step's backward MACs per layer (grad_input, grad_weight) and put "
                         "FlopCounterMode's figures beside them, each disagreement flagged with its factor")

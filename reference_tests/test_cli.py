@@ -43,6 +43,7 @@ def test_verify_default_is_the_main_job():
     result = npconv("verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ verified tiny_mobilenet" in result.stdout
+    assert "fast engine, one thread)" in " ".join(result.stdout.split())  # the steps line names the engine
     # TinyMobileNet's MACs and parameters, from the tutorial's layer list (stem 3->32 s2 at
     # 224 -> 112, then blocks (in, out, stride): output H*W*(9*in + in*out) each, then Linear 256->10).
     h, macs, params = 112, 112 * 112 * 32 * 27, 32 * 27 + 2 * 32
@@ -68,6 +69,31 @@ def test_verify_json_on_mobilenet_v2_with_residual_adds():
     assert report["layer_by_layer"]["steps"] == len(report["nodes"]) > 0
     assert all(n["float32_error_over_bound"] <= 1 and n["float64_error_over_bound"] <= 1 for n in report["nodes"])
     assert report["times_s"]["torch"] is None  # --no-timing
+    # every step timed, in wall and CPU seconds, and the parts they add up to (no time asserted)
+    from npconv.graph.verify import STEP_OWNERS, TIME_PARTS
+
+    times, cpu, parts = report["times_s"], report["cpu_times_s"], report["time_parts_s"]
+    assert set(STEP_OWNERS.values()) == {"setup", "torch", "npconv"}
+    for step in STEP_OWNERS:
+        if step == "import" and sys.platform != "linux":  # the process's start time is read from /proc
+            continue
+        assert isinstance(times[step], float) and isinstance(cpu[step], float), step
+    assert list(parts) == list(TIME_PARTS) and {s for steps in TIME_PARTS.values() for s in steps} == set(STEP_OWNERS)
+    assert parts["npconv"] == times["checks"] + times["count"]
+    assert parts["torch"] == times["torch_nodes"] + times["flop_counter"] + times["torch_eager"]
+    assert report["oracle_engine"] == "fast"
+
+
+def test_verify_engine_reference_says_so():
+    """--engine reference puts npconv's side on the readable loop nests, and says which engine
+    ran in the JSON and in the steps line."""
+    args = ("verify", "hybrid_block", "--input", "1,4,9,9", "--out-channels", "6", "--no-timing", "--engine",
+            "reference")
+    report = json.loads(npconv(*args, "--json").stdout)
+    assert report["ok"] is True and report["oracle_engine"] == "reference"
+    result = npconv(*args)
+    assert result.returncode == 0, result.stderr
+    assert "reference engine)" in " ".join(result.stdout.split())
 
 
 def test_verify_backward_puts_flop_counter_beside_the_counted_gradients():

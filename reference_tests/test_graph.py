@@ -8,6 +8,7 @@ exact op and outputs 0.9× and 1.1× a node's bound away."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -173,3 +174,61 @@ def test_random_networks_verify_and_count_like_flop_counter(spec):
     total = report.summary.total
     assert total["macs"] == total["flop_counter_macs"]
     assert total["params"] == total["torch_params"]
+
+
+# ----------------------------------------------------------------------------- the oracle's engine
+
+
+def _same_verdicts(fast, reference):
+    """Two verify reports of one model and input, npconv's side on the fast engine and on the
+    reference: the same verdict for every node in both precisions, the same failures (none or
+    some), the same counts and formulas per module. In float32 the error/bound ratios agree to
+    2^-26: the two float64 evaluations are each within γ_n(2⁻⁵³)·M of the exact value, at most
+    2^-28 of the float32 bound (1 + 2^-29)·γ_n(2⁻²⁴)·M apart, so no pass or fail can hinge on the
+    engine. (In float64 the bound is 2·γ_n(2⁻⁵³)·M, of the order of that difference: the ratios
+    there may differ, within the bound both satisfy.)"""
+    assert (fast.engine, reference.engine) == ("fast", "reference")
+    assert fast.ok == reference.ok and len(fast.failures) == len(reference.failures)
+    assert [f.split(" differs ")[0] for f in fast.failures] == [f.split(" differs ")[0] for f in reference.failures]
+    for a, b in zip(fast.checks32 + fast.checks64, reference.checks32 + reference.checks64, strict=True):
+        assert (a.name, a.op, a.exact, a.ok) == (b.name, b.op, b.exact, b.ok)
+    for a, b in zip(fast.checks32, reference.checks32):
+        assert a.ratio == b.ratio if a.exact or not np.isfinite(a.ratio) else abs(a.ratio - b.ratio) <= 2.0**-26
+    rows = lambda report: [(r.name, r.counted, r.formula) for r in report.summary.rows]  # noqa: E731
+    assert rows(fast) == rows(reference)
+    assert fast.summary.total == reference.summary.total
+
+
+@settings(max_examples=max(3, settings().max_examples // 5))  # two verifies of a whole network per example
+@given(networks())
+def test_the_oracle_engine_changes_no_verdict(spec):
+    """npconv's side of verify (each node's float64 value and bound magnitude, the counted run,
+    the float64 run) on the fast engine (BLAS products, packed loops, one thread) gives what
+    the reference loop nests give: a bound holds for any summation order, and the fast
+    kernels count in their own loops."""
+    model, x = spec.build(), spec.input()
+    graph = capture(model, x)
+    _same_verdicts(verify_model(model, x, timing=False, graph=graph, engine="fast"),
+                   verify_model(model, x, timing=False, graph=graph, engine="reference"))
+
+
+@pytest.mark.parametrize("what", ["weight", "node"])
+def test_a_planted_fault_fails_alike_on_both_oracle_engines(monkeypatch, what):
+    """A wrong PyTorch (one weight moved one part in 10^4 after capture, so PyTorch's nodes run
+    it and npconv's do not) or a wrong npconv (a convolution node's value off by 1e-3 of
+    itself) fails at the same nodes with either engine computing npconv's side."""
+    twin = build("HybridBlock", 3, 5, seed=4)
+    x = _input((1, 3, 9, 9), 4)
+    graph = capture(twin, x)
+    if what == "weight":
+        weight = next(p for p, key in graph.fqn.items() if key == "mid.pointwise.weight")
+        graph.parameters[weight] = graph.parameters[weight].copy()
+        graph.parameters[weight][0, 0, 0, 0] *= 1 + 1e-4
+    else:
+        spec = OPS["aten.convolution.default"]
+        monkeypatch.setitem(OPS, "aten.convolution.default",
+                            dataclasses.replace(spec, run=lambda *a, **k: spec.run(*a, **k) * (1 + 1e-3)))
+    fast = verify_model(twin, x, timing=False, graph=graph, engine="fast")
+    reference = verify_model(twin, x, timing=False, graph=graph, engine="reference")
+    assert not fast.ok
+    _same_verdicts(fast, reference)

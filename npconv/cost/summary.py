@@ -583,9 +583,11 @@ def _flat(value):
         yield value
 
 
-def graph_summary(graph, x, *, torch_model=None, name: str | None = None, flops: dict | None = None) -> Summary:
+def graph_summary(graph, x, *, torch_model=None, name: str | None = None, flops: dict | None = None,
+                  engine: str = "reference") -> Summary:
     """Per-module cost of a captured graph (npconv.capture) on input `x`: one counted run on
-    the reference kernels, one row per module that a node or a parameter belongs to, with
+    `engine`'s kernels (the reference by default; the fast kernels count in their own loops,
+    tested equal to the reference's), one row per module that a node or a parameter belongs to, with
     its own counts (its nodes'), the closed forms of npconv.graph.ops summed over its nodes,
     its own parameters, and (torch_model given) FlopCounterMode/2 and sum(numel) per module
     and in total (`flops`: flop_counter_by_module(torch_model, x.shape), if already run)."""
@@ -594,8 +596,8 @@ def graph_summary(graph, x, *, torch_model=None, name: str | None = None, flops:
 
     x = np.asarray(x)
     trace: dict = {}
-    with _engine_reference(), counting.count() as tally:
-        output = graph.run(x, trace=trace)
+    with counting.count() as tally:
+        output = graph.run(x, trace=trace, engine=engine)
     env = graph.environment((x,))
     env.update(trace)
 
