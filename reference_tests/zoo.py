@@ -33,6 +33,17 @@ ZOO = {
 }
 
 
+# The smallest input side (a multiple of 8) each model accepts where it is not 16: SqueezeNet's
+# unpadded max-pools need >= 17 (an empty map below), PeleeNet's stem concatenates maps that
+# differ below 31.
+SMALLEST = {"squeezenet_v1_1": 24, "peleenet": 32}
+
+
+def small_size(name: str, size: int = 16) -> int:
+    """The input side to run `name` at when `size` would do: `size`, or the model's smallest."""
+    return max(size, SMALLEST.get(name, 0))
+
+
 def pytorchcv_model(name: str, size: int = 224, seed: int = 0):
     """pytorchcv's `name` with seeded weights and non-trivial BatchNorm statistics
     (npconv.twins.seed_batchnorm), its final pool fitted to a `size`×`size` input, in eval mode."""
