@@ -5,6 +5,8 @@ Expected figures are closed forms written here (Howard et al. 2017, eq. 5 and Ta
 torchvision's published parameter count), never numbers copied from npconv's output.
 """
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -18,10 +20,34 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="200")
 
 
-def npconv(*args, module: bool = True):
-    """Run `python -m npconv ARGS` (or the console script) from the repository root."""
+def npconv(*args, module: bool = True, in_process: bool = True):
+    """Run `npconv ARGS` from the repository root: by default in this process, through
+    `npconv.cli.main` with its standard streams captured and COLUMNS=200 (what `python -m
+    npconv` runs, without a new interpreter's few seconds of imports per call); with
+    in_process=False as `python -m npconv ARGS` (or, module=False, the console script) in a
+    subprocess, as a user runs it. Returns a CompletedProcess either way."""
+    if in_process and module:
+        return _in_process(args)
     command = [sys.executable, "-m", "npconv", *args] if module else ["npconv", *args]
     return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def _in_process(args) -> subprocess.CompletedProcess:
+    from npconv.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setenv("COLUMNS", "200")
+        patch.setenv("PYTHONWARNINGS", "ignore")
+        os.chdir(ROOT)
+        try:
+            status = main(list(args))
+        except SystemExit as exit:  # argparse's --help and usage errors
+            status = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        finally:
+            os.chdir(before)
+    return subprocess.CompletedProcess(["npconv", *args], status, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result, *fragments):
@@ -40,7 +66,7 @@ def assert_one_line_error(result, *fragments):
 
 def test_verify_default_is_the_main_job():
     """`npconv verify` with no arguments: the tutorial's TinyMobileNet at 1x3x224x224."""
-    result = npconv("verify")
+    result = npconv("verify", in_process=False)  # as a user runs it: a fresh interpreter
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ verified tiny_mobilenet" in result.stdout
     assert "fast engine, one thread)" in " ".join(result.stdout.split())  # the steps line names the engine

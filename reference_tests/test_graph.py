@@ -35,6 +35,8 @@ def _input(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
+@pytest.mark.skipif(SIZE != 224, reason="CI verifies the zoo at small inputs in test_paths.py, on the capture it "
+                                         "checks the execution paths with")
 @pytest.mark.parametrize("name", list(ZOO))
 def test_pytorchcv_model_verifies_node_by_node(name):
     model = pytorchcv_model(name, SIZE)

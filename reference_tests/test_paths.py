@@ -26,6 +26,8 @@ from npconv.strategies.random_networks import (Activation, BatchNorm2d, Conv2d, 
 from npconv.testing import (ALL, CHEAP, FLOAT32, FLOAT32_BN_FOLDED, PATHS, Oracle, Prefixes, as_path, assert_paths,
                             check_paths, planted_fault)
 from npconv.testing.arithmetic import folded_batch_norm_bound, local_bounds
+from npconv.graph import capture
+from npconv.verify import verify_model
 from npconv.twins import build
 from zoo import ZOO, pytorchcv_model, small_size
 
@@ -86,9 +88,23 @@ def _one_torch_thread():
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
 def test_zoo_model_agrees_with_npconv_on_every_path(name):
+    """In CI this is also test_graph.py's node-by-node verification of the model (which runs
+    there at 224x224 in the thorough profile): one capture serves both, since capturing is
+    most of the cost (docs/paths.md, "Time")."""
     size = SIZE if THOROUGH else small_size(name)
     model = pytorchcv_model(name, size)
-    report = check_paths(model, _input((1, 3, size, size)), ZOO_PATHS, criterion=CRITERION, name=name)
+    x = _input((1, 3, size, size))
+    graph = capture(model, x)
+    if not THOROUGH:
+        verified = verify_model(model, x, name=name, timing=False, graph=graph)
+        assert verified.failures == []
+        total = verified.summary.total
+        assert total["macs"] == total["flop_counter_macs"] > 0
+        assert total["params"] == total["torch_params"] == sum(p.numel() for p in model.parameters())
+        assert verified.summary.mismatches == [] and verified.summary.disagreements == []
+        assert len(verified.checks32) == len(verified.checks64) == len(verified.graph.nodes)
+        assert {c.exact for c in verified.checks32} == {True, False}  # some ops exact, some bounded
+    report = check_paths(model, x, ZOO_PATHS, criterion=CRITERION, name=name, oracle=Oracle(model, x, graph=graph))
     assert [r.path for r in report.results] == list(ZOO_PATHS)
     for result in report.results:
         # every path passes: a cheap path always runs; a thorough one may only be skipped for
