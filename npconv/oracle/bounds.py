@@ -216,6 +216,23 @@ def max_pool2d_bound(input, kernel_size, stride=None, padding=0, dilation=1, cei
     return np.zeros(y.shape, np.float64)
 
 
+def _avg_pool_bound(pool, input, window, count_include_pad, divisor_override, dtype):
+    """avg_pool2d_bound / avg_pool3d_bound with `pool` npconv's pooling of that rank and
+    `window` its (kernel_size, stride, padding, ceil_mode)."""
+    x = np.asarray(input, np.float64)
+    dtype = np.dtype(np.asarray(input).dtype if dtype is None else dtype)
+    finite = np.isfinite(x)
+    a = np.where(finite, np.abs(x), 0.0)
+    with paused():
+        magnitude = np.abs(pool(a, *window, count_include_pad, divisor_override))
+        terms = pool(np.ones_like(a), *window, True, 1)
+        total = pool(a, *window, True, 1)
+        nonfinite = pool(np.asarray(~finite, dtype=np.float64), *window, True, 1) > 0
+    with np.errstate(over="ignore", invalid="ignore"):  # a float64 Σ|x| may itself overflow: +inf below
+        bound = gamma(terms + 1, unit_roundoff(dtype)) * magnitude * (1 + gamma(terms + 3, U64)) + tiny(dtype)
+    return _pooling_safety(nonfinite, total, terms, dtype, bound)
+
+
 def avg_pool2d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                      divisor_override=None, dtype=None):
     """Average pooling computed in `dtype` (default: the input's) on exact inputs, per output:
@@ -241,19 +258,8 @@ def avg_pool2d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False
 
     Returns a float64 array of the output's shape.
     """
-    x = np.asarray(input, np.float64)
-    dtype = np.dtype(np.asarray(input).dtype if dtype is None else dtype)
-    finite = np.isfinite(x)
-    a = np.where(finite, np.abs(x), 0.0)
-    window = (kernel_size, stride, padding, ceil_mode)
-    with paused():
-        magnitude = np.abs(pooling.avg_pool2d(a, *window, count_include_pad, divisor_override))
-        terms = pooling.avg_pool2d(np.ones_like(a), *window, True, 1)
-        total = pooling.avg_pool2d(a, *window, True, 1)
-        nonfinite = pooling.avg_pool2d(np.asarray(~finite, dtype=np.float64), *window, True, 1) > 0
-    with np.errstate(over="ignore", invalid="ignore"):  # a float64 Σ|x| may itself overflow: +inf below
-        bound = gamma(terms + 1, unit_roundoff(dtype)) * magnitude * (1 + gamma(terms + 3, U64)) + tiny(dtype)
-    return _pooling_safety(nonfinite, total, terms, dtype, bound)
+    return _avg_pool_bound(pooling.avg_pool2d, input, (kernel_size, stride, padding, ceil_mode), count_include_pad,
+                           divisor_override, dtype)
 
 
 __all__ += ["avg_pool1d_bound", "avg_pool3d_bound"]
@@ -281,19 +287,8 @@ def avg_pool3d_bound(input, kernel_size, stride=None, padding=0, ceil_mode=False
     does not depend on how many axes the window spans. The magnitudes, k, the non-finite
     windows and the overflow guard come from npconv's avg_pool3d run in float64 as there.
     Returns a float64 array of the output's shape."""
-    x = np.asarray(input, np.float64)
-    dtype = np.dtype(np.asarray(input).dtype if dtype is None else dtype)
-    finite = np.isfinite(x)
-    a = np.where(finite, np.abs(x), 0.0)
-    window = (kernel_size, stride, padding, ceil_mode)
-    with paused():
-        magnitude = np.abs(pooling.avg_pool3d(a, *window, count_include_pad, divisor_override))
-        terms = pooling.avg_pool3d(np.ones_like(a), *window, True, 1)
-        total = pooling.avg_pool3d(a, *window, True, 1)
-        nonfinite = pooling.avg_pool3d(np.asarray(~finite, dtype=np.float64), *window, True, 1) > 0
-    with np.errstate(over="ignore", invalid="ignore"):
-        bound = gamma(terms + 1, unit_roundoff(dtype)) * magnitude * (1 + gamma(terms + 3, U64)) + tiny(dtype)
-    return _pooling_safety(nonfinite, total, terms, dtype, bound)
+    return _avg_pool_bound(pooling.avg_pool3d, input, (kernel_size, stride, padding, ceil_mode), count_include_pad,
+                           divisor_override, dtype)
 
 
 def mean_bound(input, dim, keepdim=False, dtype=None):
