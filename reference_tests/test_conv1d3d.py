@@ -457,7 +457,7 @@ def test_torch_pads_the_channels_given_a_padding_of_the_wrong_length():
 class _Volumes(torch.nn.Module):
     """Every 1-D and 3-D convolution, one after the other: 3-D on the input, then the volume
     flattened into a sequence for the 1-D ones; BatchNorm3d / BatchNorm1d and the 3-D / 1-D
-    adaptive average pools on the way."""
+    max, average and adaptive average pools on the way."""
 
     def __init__(self):
         super().__init__()
@@ -468,15 +468,17 @@ class _Volumes(torch.nn.Module):
         self.up1d = torch.nn.ConvTranspose1d(4, 2, 3, stride=2, groups=2, dilation=2)
         self.norm3d, self.norm1d = torch.nn.BatchNorm3d(4), torch.nn.BatchNorm1d(4)
         self.pool3d, self.pool1d = torch.nn.AdaptiveAvgPool3d((1, 2, 1)), torch.nn.AdaptiveAvgPool1d(3)
+        self.max3d, self.avg3d = torch.nn.MaxPool3d(2, stride=1, padding=1), torch.nn.AvgPool3d((1, 2, 2), padding=(0, 1, 0))
+        self.max1d, self.avg1d = torch.nn.MaxPool1d(3, stride=2, ceil_mode=True), torch.nn.AvgPool1d(2, padding=1)
         with torch.no_grad():  # statistics that are not the identity
             for norm in (self.norm3d, self.norm1d):
                 norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2)
                 norm.weight.uniform_(0.5, 2), norm.bias.uniform_(-1, 1)
 
     def forward(self, x):
-        v = self.norm3d(self.conv3d(x))
+        v = self.avg3d(self.max3d(self.norm3d(self.conv3d(x))))
         y = self.strided3d(torch.relu(self.up3d(v)))
-        s = self.up1d(self.norm1d(self.conv1d(y.flatten(2))))
+        s = self.avg1d(self.max1d(self.up1d(self.norm1d(self.conv1d(y.flatten(2))))))
         return torch.cat([self.pool1d(s).flatten(1), self.pool3d(v).flatten(1)], 1)
 
 

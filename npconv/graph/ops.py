@@ -270,6 +270,37 @@ def _avg_pool2d_formula(out, x, kernel_size, stride=(), padding=0, ceil_mode=Fal
     return {"pool_adds": formulas.avg_pool2d_adds(*args), "pool_divides": formulas.avg_pool2d_divides(*args)}
 
 
+def _volumes(x) -> tuple[int, int]:
+    """(N, C) of an (N, C, D, H, W) input; (1, C) unbatched."""
+    shape = np.shape(x)
+    return (shape[0], shape[1]) if len(shape) == 5 else (1, shape[0])
+
+
+def _max_pool3d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    return pooling.max_pool3d(x, kernel_size, stride or None, padding, dilation, ceil_mode, return_indices=True)
+
+
+def _max_pool3d_formula(out, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    return {"pool_compares": formulas.max_pool3d_compares(*_volumes(x), np.shape(x)[-3:], kernel_size, stride or None,
+                                                          padding, dilation, ceil_mode)}
+
+
+def _avg_pool3d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    return pooling.avg_pool3d(x, kernel_size, stride or None, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def _avg_pool3d_bound(dtype, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+                      divisor_override=None):
+    return bounds.avg_pool3d_bound(x, kernel_size, stride or None, padding, ceil_mode, count_include_pad,
+                                   divisor_override, dtype)
+
+
+def _avg_pool3d_formula(out, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+                        divisor_override=None):
+    args = (*_volumes(x), np.shape(x)[-3:], kernel_size, stride or None, padding, ceil_mode)
+    return {"pool_adds": formulas.avg_pool3d_adds(*args), "pool_divides": formulas.avg_pool3d_divides(*args)}
+
+
 def _mean(x, dim=None, keepdim=False, dtype=None):
     if dtype is not None:
         raise NotImplementedError("mean with a dtype argument")
@@ -381,6 +412,10 @@ OPS: dict[str, OpSpec] = {
                                       "nn.AvgPool2d / F.avg_pool2d"),
     "aten.max_pool2d_with_indices.default": OpSpec(_max_pool2d_with_indices, None, _max_pool2d_formula,
                                                    "nn.MaxPool2d / F.max_pool2d"),
+    "aten.avg_pool3d.default": OpSpec(_avg_pool3d, _avg_pool3d_bound, _avg_pool3d_formula,
+                                      "nn.AvgPool3d / F.avg_pool3d"),
+    "aten.max_pool3d_with_indices.default": OpSpec(_max_pool3d_with_indices, None, _max_pool3d_formula,
+                                                   "nn.MaxPool3d / F.max_pool3d"),
     "aten.cat.default": _copy(_cat, "torch.cat", "cat"),
     "aten.clone.default": _copy(lambda x, memory_format=None: np.array(x, copy=True), "x.clone() / .contiguous()",
                                 "clone"),
