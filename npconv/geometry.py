@@ -247,8 +247,30 @@ def check_stride_groups_kernel(stride: tuple[int, ...], groups: int, kernel: tup
         raise ValueError(f"kernel size should be greater than zero, but got {_labelled('kernel', tuple(kernel))}")
 
 
+class _NdShapes:
+    """What ConvNdGeometry and ConvTransposeNdGeometry derive alike from their fields (batch,
+    in_channels, out_channels, groups, size, out_size, unbatched)."""
+
+    @property
+    def dims(self) -> int:
+        return len(self.size)
+
+    @property
+    def in_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (self.batch, self.out_channels) + tuple(self.out_size)
+        return shape[1:] if self.unbatched else shape
+
+
 @dataclass(frozen=True)
-class ConvNdGeometry:
+class ConvNdGeometry(_NdShapes):
     """A validated convolution over `dims` = 1, 2 or 3 spatial axes, every size explicit.
     Per-axis fields are tuples, outermost axis first: (depth, height, width), (height,
     width) or (length,).
@@ -272,23 +294,6 @@ class ConvNdGeometry:
     out_size: tuple[int, ...]
     has_bias: bool
     unbatched: bool = False
-
-    @property
-    def dims(self) -> int:
-        return len(self.size)
-
-    @property
-    def in_per_group(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def out_per_group(self) -> int:
-        return self.out_channels // self.groups
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        shape = (self.batch, self.out_channels) + tuple(self.out_size)
-        return shape[1:] if self.unbatched else shape
 
     def pad_argument(self) -> tuple[int, ...]:
         """The padding in `torch.nn.functional.pad`'s order: (before, after) of the last axis
@@ -469,7 +474,7 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
 
 
 @dataclass(frozen=True)
-class ConvTransposeNdGeometry:
+class ConvTransposeNdGeometry(_NdShapes):
     """A validated transposed convolution over `dims` = 1, 2 or 3 axes, every size explicit;
     per-axis fields are tuples, outermost axis first, as in `ConvNdGeometry`.
 
@@ -490,23 +495,6 @@ class ConvTransposeNdGeometry:
     out_size: tuple[int, ...]
     has_bias: bool
     unbatched: bool = False
-
-    @property
-    def dims(self) -> int:
-        return len(self.size)
-
-    @property
-    def in_per_group(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def out_per_group(self) -> int:
-        return self.out_channels // self.groups
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        shape = (self.batch, self.out_channels) + tuple(self.out_size)
-        return shape[1:] if self.unbatched else shape
 
     @property
     def full_size(self) -> tuple[int, ...]:

@@ -225,8 +225,8 @@ def _adaptive_avg_pool2d_bound(dtype, x, output_size):
 
 
 def _adaptive_avg_pool2d_formula(out, x, output_size):
-    return {"pool_adds": formulas.adaptive_avg_pool2d_adds(*_planes(x), np.shape(x)[-2:], np.shape(out)[-2:]),
-            "pool_divides": formulas.adaptive_avg_pool2d_divides(*_planes(x), np.shape(out)[-2:])}
+    return {"pool_adds": formulas.adaptive_avg_pool2d_adds(*_batch_channels(x), np.shape(x)[-2:], np.shape(out)[-2:]),
+            "pool_divides": formulas.adaptive_avg_pool2d_divides(*_batch_channels(x), np.shape(out)[-2:])}
 
 
 def _adaptive_avg_pool3d_bound(dtype, x, output_size):
@@ -234,24 +234,24 @@ def _adaptive_avg_pool3d_bound(dtype, x, output_size):
 
 
 def _adaptive_avg_pool3d_formula(out, x, output_size):
-    batch, channels = (1, np.shape(x)[0]) if np.ndim(x) == 4 else np.shape(x)[:2]
-    return {"pool_adds": formulas.adaptive_avg_pool3d_adds(batch, channels, np.shape(x)[-3:], np.shape(out)[-3:]),
-            "pool_divides": formulas.adaptive_avg_pool3d_divides(batch, channels, np.shape(out)[-3:])}
+    planes = _batch_channels(x, 3)
+    return {"pool_adds": formulas.adaptive_avg_pool3d_adds(*planes, np.shape(x)[-3:], np.shape(out)[-3:]),
+            "pool_divides": formulas.adaptive_avg_pool3d_divides(*planes, np.shape(out)[-3:])}
 
 
 def _max_pool2d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     return pooling.max_pool2d(x, kernel_size, stride or None, padding, dilation, ceil_mode, return_indices=True)
 
 
-def _planes(x) -> tuple[int, int]:
-    """(N, C) of an (N, C, H, W) input; (1, C) unbatched."""
+def _batch_channels(x, dims: int = 2) -> tuple[int, int]:
+    """(N, C) of an (N, C, *spatial) input with `dims` spatial axes; (1, C) unbatched."""
     shape = np.shape(x)
-    return (shape[0], shape[1]) if len(shape) == 4 else (1, shape[0])
+    return (shape[0], shape[1]) if len(shape) == dims + 2 else (1, shape[0])
 
 
 def _max_pool2d_formula(out, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
-    return {"pool_compares": formulas.max_pool2d_compares(*_planes(x), np.shape(x)[-2:], kernel_size, stride or None,
-                                                          padding, dilation, ceil_mode)}
+    return {"pool_compares": formulas.max_pool2d_compares(*_batch_channels(x), np.shape(x)[-2:], kernel_size,
+                                                          stride or None, padding, dilation, ceil_mode)}
 
 
 def _avg_pool2d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
@@ -266,14 +266,8 @@ def _avg_pool2d_bound(dtype, x, kernel_size, stride=(), padding=0, ceil_mode=Fal
 
 def _avg_pool2d_formula(out, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
                         divisor_override=None):
-    args = (*_planes(x), np.shape(x)[-2:], kernel_size, stride or None, padding, ceil_mode)
+    args = (*_batch_channels(x), np.shape(x)[-2:], kernel_size, stride or None, padding, ceil_mode)
     return {"pool_adds": formulas.avg_pool2d_adds(*args), "pool_divides": formulas.avg_pool2d_divides(*args)}
-
-
-def _volumes(x) -> tuple[int, int]:
-    """(N, C) of an (N, C, D, H, W) input; (1, C) unbatched."""
-    shape = np.shape(x)
-    return (shape[0], shape[1]) if len(shape) == 5 else (1, shape[0])
 
 
 def _max_pool3d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
@@ -281,8 +275,8 @@ def _max_pool3d_with_indices(x, kernel_size, stride=(), padding=0, dilation=1, c
 
 
 def _max_pool3d_formula(out, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
-    return {"pool_compares": formulas.max_pool3d_compares(*_volumes(x), np.shape(x)[-3:], kernel_size, stride or None,
-                                                          padding, dilation, ceil_mode)}
+    return {"pool_compares": formulas.max_pool3d_compares(*_batch_channels(x, 3), np.shape(x)[-3:], kernel_size,
+                                                          stride or None, padding, dilation, ceil_mode)}
 
 
 def _avg_pool3d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
@@ -297,7 +291,7 @@ def _avg_pool3d_bound(dtype, x, kernel_size, stride=(), padding=0, ceil_mode=Fal
 
 def _avg_pool3d_formula(out, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
                         divisor_override=None):
-    args = (*_volumes(x), np.shape(x)[-3:], kernel_size, stride or None, padding, ceil_mode)
+    args = (*_batch_channels(x, 3), np.shape(x)[-3:], kernel_size, stride or None, padding, ceil_mode)
     return {"pool_adds": formulas.avg_pool3d_adds(*args), "pool_divides": formulas.avg_pool3d_divides(*args)}
 
 

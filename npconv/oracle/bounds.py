@@ -169,22 +169,23 @@ def adaptive_avg_pool2d_bound(x, output_size, dtype):
     m − 1 additions then a division, or a reciprocal and a multiply (one more rounding), put
     at most m + 1 roundings on a term (Higham Lemma 3.1). avg(|x|) is the same pooling of
     |x| in float64; m the largest window (`npconv.formulas.adaptive_pool_windows`)."""
-    x = np.abs(np.asarray(x, np.float64))
-    with paused():
-        magnitude = ops.adaptive_avg_pool2d(x, output_size)
-    (h, w), (oh, ow) = x.shape[-2:], magnitude.shape[-2:]
-    m = max(adaptive_pool_windows(h, oh), default=0) * max(adaptive_pool_windows(w, ow), default=0)
-    return gamma(m + 1, unit_roundoff(dtype)) * magnitude + tiny(dtype)
+    return _adaptive_avg_pool_bound(ops.adaptive_avg_pool2d, 2, x, output_size, dtype)
 
 
 def adaptive_avg_pool3d_bound(x, output_size, dtype):
     """3-D adaptive average pooling: adaptive_avg_pool2d_bound's derivation with windows of at
     most m = the product of the three axes' largest windows."""
+    return _adaptive_avg_pool_bound(ops.adaptive_avg_pool3d, 3, x, output_size, dtype)
+
+
+def _adaptive_avg_pool_bound(pool, dims: int, x, output_size, dtype):
+    """The bound of adaptive_avg_pool2d_bound / 3d_bound, `pool` npconv's pooling over the last
+    `dims` axes; m is the product over those axes of the largest window."""
     x = np.abs(np.asarray(x, np.float64))
     with paused():
-        magnitude = ops.adaptive_avg_pool3d(x, output_size)
+        magnitude = pool(x, output_size)
     m = 1
-    for size, out in zip(x.shape[-3:], magnitude.shape[-3:]):
+    for size, out in zip(x.shape[-dims:], magnitude.shape[-dims:]):
         m *= max(adaptive_pool_windows(size, out), default=0)
     return gamma(m + 1, unit_roundoff(dtype)) * magnitude + tiny(dtype)
 
