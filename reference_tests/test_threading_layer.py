@@ -18,18 +18,26 @@ print(numba.threading_layer(), " ".join(numba.config.THREADING_LAYER_PRIORITY))
 """
 
 
-def _layer(env_extra: dict, before: str = "") -> tuple[str, str]:
+# Numba's own pool started by a parallel function, without npconv
+START_NUMBA = ("import numba, numpy as np\n@numba.njit(parallel=True)\ndef f(a):\n    for i in numba.prange(a.size):\n"
+               "        a[i] = i\nf(np.zeros(4))\n")
+
+
+def _run(code: str, env_extra: dict) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter whose NUMBA_THREADING_* settings are only `env_extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING")} | env_extra
-    done = subprocess.run([sys.executable, "-c", before + PROBE], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _layer(env_extra: dict, before: str = "") -> tuple[str, str]:
+    done = _run(before + PROBE, env_extra)
     assert done.returncode == 0, done.stderr[-2000:]
     layer, priority = done.stdout.split(maxsplit=1)
     return layer, priority.strip()
 
 
 def _available(layer: str) -> bool:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING")} | {"NUMBA_THREADING_LAYER": layer}
-    probe = "import numba, numpy as np\n@numba.njit(parallel=True)\ndef f(a):\n    for i in numba.prange(a.size):\n        a[i] = i\nf(np.zeros(4))\n"
-    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=600).returncode == 0
+    return _run(START_NUMBA, {"NUMBA_THREADING_LAYER": layer}).returncode == 0
 
 
 def test_npconv_puts_the_layers_that_do_not_spin_first():
@@ -51,7 +59,5 @@ def test_a_layer_the_user_chose_is_kept(how):
 
 
 def test_a_pool_already_running_is_left_alone():
-    before = ("import numba, numpy as np\n@numba.njit(parallel=True)\ndef f(a):\n    for i in numba.prange(a.size):\n"
-              "        a[i] = i\nf(np.zeros(4))\nstarted = numba.threading_layer()\n")
-    layer, priority = _layer({}, before=before)
+    layer, priority = _layer({}, before=START_NUMBA + "started = numba.threading_layer()\n")
     assert priority == "tbb omp workqueue"  # Numba's own default, untouched
