@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 from error_bounds import Bounded, batch_norm_eval_bound, batch_norm_train_bound
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from npconv import nn, ops
@@ -105,6 +105,12 @@ def _ours(a):
 
 
 @given(a=batch_norm_cases(dtypes=(np.float64, np.float32, np.float16)))
+# found by the thorough profile: channel 1's unbiased variance, 2.26e6, makes the new float16
+# running_var 225,676, past float16's largest number: torch rounds it to inf, as it should
+@example(a={"input": np.array([[346.5, 822.5], [331.2, -1302.0]], dtype=np.float16),
+            "running_mean": np.array([0.4463, -0.537], dtype=np.float16),
+            "running_var": np.array([1.114, 1.324], dtype=np.float16),
+            "weight": None, "bias": None, "training": True, "momentum": 0.1, "eps": 1e-05})
 def test_batch_norm_nd_matches_torch_within_error_bound(a):
     from npconv.tolerance import assert_within_bound
 

@@ -88,3 +88,20 @@ def test_unit_roundoff_and_gamma():
     assert unit_roundoff(np.float16) == 2.0**-11
     assert gamma(10, np.float32) == pytest.approx(10 * 2.0**-24 / (1 - 10 * 2.0**-24), rel=1e-15)
     assert gamma(2**11, np.float16) == np.inf
+
+
+def test_a_narrow_result_may_round_to_inf_only_past_its_overflow_threshold():
+    """Round to nearest sends every exact value from the largest float16 plus half an ulp
+    (65,504 + 16) upwards to inf: assert_within_bound accepts an inf of the reference's sign
+    exactly where |reference| + bound reaches that threshold, and only in a narrower dtype."""
+    from npconv.tolerance import assert_within_bound
+
+    assert np.float16(65519.99) == 65504 and np.isinf(np.float16(65520.0))
+    inf16 = np.array([np.inf], np.float16)
+    assert_within_bound(inf16, np.array([65520.0]), 0.0)
+    assert_within_bound(inf16, np.array([65510.0]), 10.0)
+    for reference, bound in ((65510.0, 9.0), (-70000.0, 1.0)):
+        with pytest.raises(AssertionError, match="non-finite values differ"):
+            assert_within_bound(inf16, np.array([reference]), bound)
+    with pytest.raises(AssertionError, match="non-finite values differ"):  # float64 does not overflow there
+        assert_within_bound(np.array([np.inf]), np.array([70000.0]), 1.0)

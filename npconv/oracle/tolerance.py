@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import counting
 from .bounds import gamma, tiny, unit_roundoff
-from ..dtypes import FLOAT_DTYPES, compute_dtype, finfo, from_tensor
+from ..dtypes import FLOAT_DTYPES, compute_dtype, finfo, from_tensor, is_floating
 from ..functional.conv import conv2d
 from ..geometry import conv2d_geometry
 
@@ -140,11 +140,18 @@ def assert_within_bound(actual, reference, bound, *, what: str = "result") -> No
     """Assert `actual` agrees with `reference` within `bound`, element by element.
 
     Where the reference is NaN, actual must be NaN; where it is +-Inf, actual must be the
-    same Inf; where it is finite, actual must be finite with |actual - reference| <= bound.
-    Positions whose bound is +inf are not judged. Raises AssertionError naming the worst
-    element and its bound.
+    same Inf; where it is finite, actual must be finite with |actual - reference| <= bound,
+    except that an `actual` of a narrower float dtype may be the Inf of the reference's sign
+    where |reference| + bound reaches that dtype's overflow threshold (its largest number
+    plus half an ulp: round to nearest gives Inf from there on). Positions whose bound is
+    +inf are not judged. Raises AssertionError naming the worst element and its bound.
     """
-    actual = np.asarray(_to_numpy(actual), dtype=np.float64)
+    actual = np.asarray(_to_numpy(actual))
+    overflow_at = np.inf
+    if is_floating(actual.dtype) and actual.dtype.itemsize < 8:
+        info = finfo(actual.dtype)
+        overflow_at = (2.0 - float(info.eps) / 2) * 2.0 ** (int(info.maxexp) - 1)
+    actual = actual.astype(np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if actual.shape != reference.shape:
         raise AssertionError(f"{what}: shape {actual.shape} differs from the reference's {reference.shape}")
@@ -154,6 +161,10 @@ def assert_within_bound(actual, reference, bound, *, what: str = "result") -> No
     judged = ~(bound == np.inf)
     ref_nan = np.isnan(reference)
     ref_inf = np.isinf(reference)
+    with np.errstate(over="ignore"):
+        rounded_to_inf = (np.isfinite(reference) & np.isinf(actual) & (np.signbit(actual) == np.signbit(reference))
+                          & (np.abs(reference) + bound >= overflow_at))
+    judged = judged & ~rounded_to_inf
     wrong_class = judged & (
         (ref_nan & ~np.isnan(actual))
         | (ref_inf & (actual != reference))
