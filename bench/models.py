@@ -4,8 +4,8 @@ Contenders, same weights (npconv's state_dict loaded into the PyTorch twins of
 reference_tests/), same thread count, interleaved:
     torch           the PyTorch twin, model.eval(), torch.no_grad()
     fast            npconv's model under `npconv.engine.use("fast")`: convolutions on the fast
-                    tier, BatchNorm / ReLU6 / pooling on their reference kernels
-    fast fused      the same, with Conv2d + BatchNorm2d + ReLU6 fused (bench/fused.py)
+                    tier, each Conv2d + BatchNorm2d + ReLU6 run fused into one kernel call
+                    (npconv/nn/fusion.py), pooling and the rest on their reference kernels
     reference       npconv's model on the reference engine (a few runs only)
 The largest |difference| between npconv's output and torch's is printed as a sanity check
 (the proofs are in reference_tests/). Peak memory: the resident memory one forward adds above
@@ -29,7 +29,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import npconv  # noqa: E402
-from fused import fused  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reference_tests"))
 
@@ -70,19 +69,13 @@ def measure(repeats: int = 10, reference_repeats: int = 1) -> dict:
             with npconv.engine.use("fast"):
                 return model(x)
 
-        def fast_fused():
-            with fused(model):
-                return model(x)
-
         with torch.no_grad():
             expected = twin(xt).numpy()
-            difference = {"fast": float(np.abs(fast() - expected).max()),
-                          "fast_fused": float(np.abs(fast_fused() - expected).max())}
-            timed = harness.interleaved({"torch": lambda: twin(xt), "fast": fast, "fast_fused": fast_fused}, repeats)
+            difference = {"fast": float(np.abs(fast() - expected).max())}
+            timed = harness.interleaved({"torch": lambda: twin(xt), "fast": fast}, repeats)
             reference = harness.interleaved({"reference": lambda: model(x)}, reference_repeats, warmup=0)
         rows.append({"model": name, **timed, **reference, "max_abs_difference_to_torch": difference,
                      "ratio_fast_torch": timed["fast"]["median_ms"] / timed["torch"]["median_ms"],
-                     "ratio_fused_torch": timed["fast_fused"]["median_ms"] / timed["torch"]["median_ms"],
                      "peak_memory": peak_memory(name)})
         print(name, {k: round(v["median_ms"], 2) for k, v in timed.items()}, difference, flush=True)
     return {"machine": harness.machine(T), "rows": rows}
@@ -93,7 +86,6 @@ import sys, harness
 T = harness.configure()
 sys.path.insert(0, "../reference_tests")
 import numpy as np, torch, npconv
-from fused import fused
 harness.start_pools(T)
 which, name = sys.argv[1], sys.argv[2]
 
@@ -114,7 +106,7 @@ else:
     from npconv.models import MobileNetV1, MobileNetV2
     model = (MobileNetV1 if "V1" in name else MobileNetV2)().eval()
     def forward(x):
-        with fused(model):
+        with npconv.engine.use("fast"):
             return model(x)
 forward(small)  # compiles what needs compiling, on a 32 x 32 input: no 224-sized buffer is left behind
 with open("/proc/self/clear_refs", "w") as f:
@@ -134,7 +126,7 @@ def peak_memory(name: str) -> dict:
     import subprocess
 
     out = {}
-    for which in ("npconv_fused", "torch"):
+    for which in ("npconv_fast", "torch"):
         try:
             done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, which, name], cwd=Path(__file__).resolve().parent,
                                   capture_output=True, text=True, timeout=300)
@@ -145,12 +137,12 @@ def peak_memory(name: str) -> dict:
 
 
 def table(result: dict) -> str:
-    headers = ["model (eval, batch 1, 224)", "torch ms", "fast ms", "fast/torch", "fast fused ms", "fused/torch",
-               "reference ms", "forward peak MiB: npconv fused / torch"]
+    headers = ["model (eval, batch 1, 224)", "torch ms", "fast ms", "fast/torch", "reference ms",
+               "forward peak MiB: npconv fast / torch"]
     mib = lambda b: "n/a" if b is None else f"{b / 2**20:.1f}"  # noqa: E731
     body = [[r["model"], r["torch"]["median_ms"], r["fast"]["median_ms"], round(r["ratio_fast_torch"], 2),
-             r["fast_fused"]["median_ms"], round(r["ratio_fused_torch"], 2), r["reference"]["median_ms"],
-             f"{mib(r['peak_memory']['npconv_fused_peak_bytes'])} / {mib(r['peak_memory']['torch_peak_bytes'])}"]
+             r["reference"]["median_ms"],
+             f"{mib(r['peak_memory']['npconv_fast_peak_bytes'])} / {mib(r['peak_memory']['torch_peak_bytes'])}"]
             for r in result["rows"]]
     m = result["machine"]
     return (f"Whole models, float32, {m['threads']} threads (target: fast/torch <= 1.0); load average at the end: "

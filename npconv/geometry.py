@@ -38,6 +38,7 @@ ReplicationPadding.cpp and `_pad_circular`, as PyTorch 2.13 applies them).
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -442,8 +443,27 @@ def conv2d_geometry(
     Raises ValueError (TypeError for a wrong type) with PyTorch's wording where PyTorch
     rejects the same call (the rules of `conv_nd_geometry`, with two axes).
     """
-    return conv_nd_geometry(2, input_shape, weight_shape, bias_shape, stride, padding, dilation, groups,
-                            padding_mode).as_conv2d()
+    arguments = (input_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode)
+    if all(_plain(a) for a in arguments):
+        return _conv2d_geometry_of_plain(*arguments)
+    return conv_nd_geometry(2, *arguments).as_conv2d()
+
+
+def _plain(argument) -> bool:
+    """An argument made of exact ints, strings and None only (a shape, a stride pair): such
+    arguments are equal as cache keys exactly when they are the same argument. (1.0, True and
+    numpy integers are equal to 1 as keys but are judged differently, so they skip the cache.)"""
+    if argument is None or type(argument) in (int, str):
+        return True
+    return type(argument) is tuple and all(type(v) is int for v in argument)
+
+
+@functools.lru_cache(maxsize=512)
+def _conv2d_geometry_of_plain(*arguments) -> Conv2dGeometry:
+    """conv2d_geometry, remembered: a layer calls it with the same arguments on every forward,
+    and validating them costs about as much as the depthwise kernel on a 7x7 plane. The
+    geometry is immutable; a call that raises is not remembered and raises again."""
+    return conv_nd_geometry(2, *arguments).as_conv2d()
 
 
 def conv1d_geometry(input_shape, weight_shape, bias_shape=None, stride=1, padding=0, dilation=1, groups=1,

@@ -173,16 +173,7 @@ def test_fused_bn_relu6_within_derived_bound_and_counts_match_the_reference_pipe
     with npconv.count() as fused_tally:
         fused = npconv.fast.conv2d_bn_relu6(x, w, b, scale, shift, **cfg.kwargs(), relu6=relu6)
 
-    # Values: the exact affine map of the float64 reference, then the clamp (1-Lipschitz).
-    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
-    exact = npconv.conv2d(as64(x), as64(w), as64(b), **cfg.kwargs(), engine="reference")
-    s64, t64 = scale.astype(np.float64)[:, None, None], shift.astype(np.float64)[:, None, None]
-    exact = exact * s64 + t64
-    if relu6:
-        exact = np.clip(exact, 0, 6)
-    magnitude = conv2d_magnitude(x, w, b, **cfg.kwargs())
-    n = (cfg.in_channels // cfg.groups) * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
-    bound = bound_from_magnitude(np.abs(s64) * magnitude + np.abs(t64), n + 2, dtype)
+    exact, bound = fused_expectation(cfg, x, w, b, scale, shift, relu6)
     assert_within_bound(fused, exact, bound, what="fused conv + BN + ReLU6")
 
     # Counts: the same ops, kinds and numbers as the reference pipeline.
@@ -199,6 +190,21 @@ def test_fused_bn_relu6_within_derived_bound_and_counts_match_the_reference_pipe
         if relu6:
             ops.relu6(y)
     assert _by_op(fused_tally) == _by_op(reference_tally)
+
+
+def fused_expectation(cfg: Conv2dConfig, x, w, b, scale, shift, relu6: bool):
+    """(exact, bound) for a fused convolution + BatchNorm (as scale, shift) + ReLU6: the exact
+    affine map of the float64 reference, then the clamp (1-Lipschitz), and the bound
+    bound_from_magnitude(|s| M + |t|, n + 2) derived in npconv/fast/__init__.py."""
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    exact = npconv.conv2d(as64(x), as64(w), as64(b), **cfg.kwargs(), engine="reference")
+    s64, t64 = scale.astype(np.float64)[:, None, None], shift.astype(np.float64)[:, None, None]
+    exact = exact * s64 + t64
+    if relu6:
+        exact = np.clip(exact, 0, 6)
+    magnitude = conv2d_magnitude(x, w, b, **cfg.kwargs())
+    n = (cfg.in_channels // cfg.groups) * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
+    return exact, bound_from_magnitude(np.abs(s64) * magnitude + np.abs(t64), n + 2, x.dtype)
 
 
 def test_fused_rejects_what_it_does_not_cover_and_bad_parameters():

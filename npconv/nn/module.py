@@ -64,8 +64,9 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .. import counting
+from .. import engine as _engine
 from ..dtypes import FLOAT_DTYPES, from_tensor, is_floating
-from . import init
+from . import fusion, init
 
 _hook_ids = itertools.count()
 _running: contextvars.ContextVar[tuple["Module", ...]] = contextvars.ContextVar("npconv_running_modules", default=())
@@ -609,8 +610,17 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        modules = list(self._modules.values())
+        fuse = _engine.current() == "fast" and _tape.get() is None   # npconv/nn/fusion.py
+        k = 0
+        while k < len(modules):
+            length = fusion.run_length(modules, k, input) if fuse else 0
+            if length:
+                input = fusion.run(self, modules[k:k + length], input)
+                k += length
+            else:
+                input = modules[k](input)
+                k += 1
         return input
 
     def backward(self, grad_output):
