@@ -300,3 +300,39 @@ def test_float16_goes_through_the_fast_tier_widened_to_float32(fast_calls):
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float16)
     y = npconv.conv2d(x, w, padding=1, engine="fast")
     assert y.dtype == np.float16 and len(fast_calls) == 1 and fast_calls[0].in_channels == 2
+
+
+# The products of the pointwise and standard kernels (npconv/fast/gemm.py)
+# ----------------------------------------------------------------------------------------
+
+
+@given(
+    shape=st.tuples(st.integers(1, 80), st.integers(1, 40), st.integers(1, 300)),
+    threads=st.integers(1, 4),
+    strided_out=st.booleans(),
+    dtype=st.sampled_from((np.float32, np.float64)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_split_products_are_within_the_inner_product_bound_and_restore_blas_threads(shape, threads, strided_out,
+                                                                                     dtype, seed):
+    """gemm.matmul splits by rows or by columns, never by k: every output is one inner
+    product of length K, within bound_from_magnitude(|A| |B|, K) of the float64 product,
+    whatever the thread count and whether out's rows are a view into a wider array; BLAS's own
+    thread count is what it was before the call."""
+    from npconv.fast import gemm
+
+    M, K, L = shape
+    gemm.MIN_MACS, saved_min = 0, gemm.MIN_MACS   # split even these small products
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, L)).astype(dtype)
+    out = np.full((M, L + 7), np.nan, dtype)[:, 3:3 + L] if strided_out else np.empty((M, L), dtype)
+    before = [lib.get_num_threads() for lib in gemm._blas_libraries()]
+    try:
+        gemm.matmul(a, b, out, threads)
+    finally:
+        gemm.MIN_MACS = saved_min
+    assert [lib.get_num_threads() for lib in gemm._blas_libraries()] == before
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    assert_within_bound(out, exact, bound_from_magnitude(magnitude, K, dtype), what=f"gemm.matmul, {threads} threads")

@@ -4,8 +4,9 @@
 
 On NCHW memory an image's channels are the rows of a (C_in, H*W) matrix, so a 1x1
 convolution is exactly one GEMM per image, (C_out x C_in) @ (C_in x OH*OW), with no copy at
-stride 1 (at stride > 1 the kept pixels are gathered first). Bias, BatchNorm and ReLU6 then
-run over each output row in a parallel Numba pass (`epilogue.apply`).
+stride 1 (at stride > 1 the kept pixels are gathered first); `gemm.matmul` runs it as
+`threads` blocks of output channels, each a single-threaded BLAS call. Bias, BatchNorm and
+ReLU6 then run over each output row in a parallel Numba pass (`epilogue.apply`).
 
 BLAS sums each output's C_in products in an order of its own (blocked, with fused
 multiply-adds); the error bound of npconv.tolerance holds for every order, so the result is
@@ -20,6 +21,7 @@ compares from the epilogue's loops.
 import numpy as np
 from numba import njit, prange
 
+from . import gemm
 from .epilogue import apply
 
 
@@ -52,10 +54,9 @@ def pointwise(x, w, sh, sw, bias, has_bias, scale, shift, affine, lo, hi, clamp,
     weights = w.reshape(CO, C)
     y = np.empty((N, CO, OH * OW), dtype=x.dtype)
     macs = 0
-    with np.errstate(all="ignore"):  # inf / NaN inputs give inf / NaN, as in the reference, silently
-        for n in range(N):
-            np.matmul(weights, columns[n], out=y[n])
-            macs += CO * C * OH * OW
+    for n in range(N):
+        gemm.matmul(weights, columns[n], y[n], threads)
+        macs += CO * C * OH * OW
     epilogue = (0, 0, 0)
     if has_bias or affine or clamp:
         epilogue = finish_rows(y, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels.pad2d import source_index
+from . import gemm
 from .epilogue import apply, crop
 from .planes import border_columns, border_rows
 
@@ -102,7 +103,7 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
              bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     """x (N, C_in, H, W), w (C_out, C_in, KH, KW), C-contiguous, one float dtype; groups = 1.
     Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares)).
-    `threads` is accepted for a uniform signature; the GEMMs use BLAS's own threads."""
+    Each GEMM runs as `threads` blocks of output channels (`gemm.matmul`)."""
     N, C, H, W = x.shape
     CO, _, KH, KW = w.shape
     offsets = [(q * dw) // sw for q in range(KW)]
@@ -129,11 +130,11 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
             border = border_p[i0:i0 + rows]  # (rows, KH)
             for q in range(KW):
                 view = packed[phases[q], :, offsets[q]:offsets[q] + columns]
-                with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
-                    if q == 0:
-                        np.matmul(w_q[q], view, out=block)
-                    else:
-                        np.matmul(w_q[q], view, out=product[:, :columns])
+                if q == 0:
+                    gemm.matmul(w_q[q], view, block, threads)
+                else:
+                    gemm.matmul(w_q[q], view, product[:, :columns], threads)
+                    with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
                         block += product[:, :columns]
                 macs += CO * K * rows * OW
                 padding_macs += CO * C * int((border * OW + (1 - border) * border_q[q]).sum())

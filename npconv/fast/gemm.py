@@ -1,0 +1,96 @@
+"""The fast tier's matrix products: BLAS at one thread, the rows split over npconv's own threads.
+
+    matmul(a, b, out, threads)      out = a @ b
+
+NumPy's OpenBLAS parallelises a product on its own pool, whose workers spin for a while after
+each call. In a process that also runs PyTorch, they keep a core busy that PyTorch's next
+operation needs (on two cores PyTorch's pointwise layers ran 2-3x slower beside them,
+bench/README.md), and under a competing load OpenBLAS's static split waits for the worker the
+scheduler parked. So npconv asks BLAS for one thread during its own products, and splits
+each product into `threads` blocks of the longer side of `out`: columns of b (pixels) for
+the wide products of the early layers, rows of a (output channels) for the tall ones of the
+late layers, so that each block packs only its own part of the large operand. The calling
+thread computes one block, threads of a Python pool (`concurrent.futures`, whose idle workers
+sleep) the others; NumPy releases the GIL inside BLAS. BLAS's thread count is restored after
+each call, so the user's own NumPy products keep theirs.
+
+Accuracy: each output is still one BLAS inner product over the full inner dimension (the
+split is by rows or columns, never by k), so the error bound of the caller holds unchanged.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import threading
+
+import numpy as np
+
+MIN_SIDE = 16                 # rows or columns per block below which a product is not split
+MIN_MACS = 1 << 18            # products smaller than this run on the calling thread alone
+
+_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+_blas = None
+
+
+def _blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (found once)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _blas
+
+
+@contextlib.contextmanager
+def blas_one_thread():
+    """BLAS at one thread inside the block, its previous thread count restored after."""
+    saved = []
+    for lib in _blas_libraries():
+        count = lib.get_num_threads()
+        if count != 1:
+            lib.set_num_threads(1)
+            saved.append((lib, count))
+    try:
+        yield
+    finally:
+        for lib, count in saved:
+            lib.set_num_threads(count)
+
+
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    with _lock:
+        if workers not in _pools:
+            _pools[workers] = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="npconv-gemm")
+        return _pools[workers]
+
+
+def _product(a, b, out) -> None:
+    with np.errstate(all="ignore"):   # inf / NaN in, inf / NaN out, silently, as in the reference
+        np.matmul(a, b, out=out)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int) -> None:
+    """out = a @ b for a (M, K), b (K, L), out (M, L) (rows of unit stride), one dtype: the
+    longer side of out in `threads` blocks at once, each a single-threaded BLAS call (module
+    docstring)."""
+    M, K = a.shape
+    L = b.shape[1]
+    side = max(M, L)
+    blocks = max(1, min(int(threads), side // MIN_SIDE))
+    with blas_one_thread():
+        if blocks == 1 or M * K * L < MIN_MACS:
+            _product(a, b, out)
+            return
+        edges = [side * k // blocks for k in range(blocks + 1)]
+        if L >= M:
+            parts = [(a, b[:, lo:hi], out[:, lo:hi]) for lo, hi in zip(edges, edges[1:])]
+        else:
+            parts = [(a[lo:hi], b, out[lo:hi]) for lo, hi in zip(edges, edges[1:])]
+        pool = _pool(blocks - 1)
+        others = [pool.submit(_product, *part) for part in parts[1:]]
+        _product(*parts[0])
+        for future in others:
+            future.result()
