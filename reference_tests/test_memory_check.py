@@ -46,8 +46,12 @@ GiB = 2**30
 
 
 def npconv_command(*args):
-    return subprocess.run([sys.executable, "-m", "npconv", *args], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=600)
+    """`npconv ARGS`, run in this process as test_cli.py runs it (npconv.cli.main, streams
+    captured): these refusals happen before anything is built, so a fresh interpreter per call
+    would only add its seconds of imports."""
+    from test_cli import npconv
+
+    return npconv(*args)
 
 
 def one_line(text: str) -> str:
