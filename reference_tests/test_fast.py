@@ -151,15 +151,15 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
 # ----------------------------------------------------------------------------------------
 
 
-@given(
-    cfg=st.one_of(
-        conv2d_configs(depthwise=True, max_size=8, allow_unbatched=False, allow_empty_batch=False),
-        conv2d_configs(depthwise=False, max_size=8, allow_unbatched=False, allow_empty_batch=False),
-    ),
-    dtype=st.sampled_from((np.float32, np.float64)),
-    relu6=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
+# what the fused kernel covers, batched and non-empty (also drawn by test_fusion.py)
+FUSED_CONFIGS = st.one_of(
+    conv2d_configs(depthwise=True, max_size=8, allow_unbatched=False, allow_empty_batch=False),
+    conv2d_configs(depthwise=False, max_size=8, allow_unbatched=False, allow_empty_batch=False),
 )
+
+
+@given(cfg=FUSED_CONFIGS, dtype=st.sampled_from((np.float32, np.float64)), relu6=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
 def test_fused_bn_relu6_within_derived_bound_and_counts_match_the_reference_pipeline(cfg, dtype, relu6, seed):
     rng = np.random.default_rng(seed)
     x = (3 * rng.standard_normal(cfg.input_shape)).astype(dtype)

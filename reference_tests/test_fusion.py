@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,9 +26,8 @@ import npconv.fast
 import npconv.nn.fusion
 from npconv import nn
 from npconv.models import MobileNetV2
-from npconv.strategies import conv2d_configs
 from npconv.tolerance import assert_within_bound
-from test_fast import fused_expectation
+from test_fast import FUSED_CONFIGS, fused_expectation
 
 
 @contextlib.contextmanager
@@ -73,16 +71,8 @@ def _tallies(model, x, engine):
     return y, by_layer, by_op
 
 
-@given(
-    cfg=st.one_of(
-        conv2d_configs(depthwise=True, max_size=8, allow_unbatched=False, allow_empty_batch=False),
-        conv2d_configs(depthwise=False, max_size=8, allow_unbatched=False, allow_empty_batch=False),
-    ),
-    dtype=st.sampled_from((np.float32, np.float64)),
-    relu6=st.booleans(),
-    affine=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(cfg=FUSED_CONFIGS, dtype=st.sampled_from((np.float32, np.float64)), relu6=st.booleans(),
+       affine=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_a_fused_block_is_within_the_fused_bound_and_counts_like_the_reference(cfg, dtype, relu6, affine, seed):
     rng = np.random.default_rng(seed)
     model = _block(cfg, dtype, relu6, affine, rng)
