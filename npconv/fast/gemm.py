@@ -1,4 +1,4 @@
-"""The fast tier's matrix products: BLAS at one thread, the rows split over npconv's own threads.
+"""The fast tier's matrix products: BLAS at one thread, each product split over npconv's own threads.
 
     matmul(a, b, out, threads)      out = a @ b
 

@@ -5,8 +5,9 @@
 On NCHW memory an image's channels are the rows of a (C_in, H*W) matrix, so a 1x1
 convolution is exactly one GEMM per image, (C_out x C_in) @ (C_in x OH*OW), with no copy at
 stride 1 (at stride > 1 the kept pixels are gathered first); `gemm.matmul` runs it as
-`threads` blocks of output channels, each a single-threaded BLAS call. Bias, BatchNorm and
-ReLU6 then run over each output row in a parallel Numba pass (`epilogue.apply`).
+`threads` blocks (of pixels or of output channels, whichever is longer), each a
+single-threaded BLAS call. Bias, BatchNorm and ReLU6 then run over each output row in a
+parallel Numba pass (`epilogue.apply`).
 
 BLAS sums each output's C_in products in an order of its own (blocked, with fused
 multiply-adds); the error bound of npconv.tolerance holds for every order, so the result is

@@ -103,7 +103,7 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
              bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     """x (N, C_in, H, W), w (C_out, C_in, KH, KW), C-contiguous, one float dtype; groups = 1.
     Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares)).
-    Each GEMM runs as `threads` blocks of output channels (`gemm.matmul`)."""
+    Each GEMM runs as `threads` blocks of its longer side (`gemm.matmul`)."""
     N, C, H, W = x.shape
     CO, _, KH, KW = w.shape
     offsets = [(q * dw) // sw for q in range(KW)]

@@ -39,6 +39,12 @@ from .. import counting, memory
 from ..geometry import conv2d_geometry
 
 
+def _geometry(conv, input):
+    """The geometry of `conv` (an npconv.nn.Conv2d) on `input`: what its forward validates."""
+    return conv2d_geometry(input.shape, conv.weight.shape, None if conv.bias is None else conv.bias.shape,
+                           conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
+
+
 def run_length(modules: list, k: int, input) -> int:
     """How many of modules[k:] run as one fused call on `input` (3 with a ReLU6, 2 without),
     or 0 when modules[k] does not start a run that can be fused (module docstring)."""
@@ -59,8 +65,7 @@ def run_length(modules: list, k: int, input) -> int:
     from .. import fast  # the fast tier, loaded on first use as in functional.conv
 
     try:
-        geometry = conv2d_geometry(input.shape, conv.weight.shape, None if conv.bias is None else conv.bias.shape,
-                                   conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
+        geometry = _geometry(conv, input)
     except (ValueError, TypeError):
         return 0   # the unfused Conv2d raises it, with the layer's name
     return length if fast.covers(geometry, input.dtype) else 0
@@ -77,8 +82,7 @@ def run(parent, layers: list, input: np.ndarray) -> np.ndarray:
     cast = lambda a: None if a is None else a.astype(dtype, copy=False)  # noqa: E731
     weight, bias = cast(conv.weight), cast(conv.bias)
     scale, shift = fast.batch_norm_scale_shift(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, dtype)
-    g = conv2d_geometry(input.shape, weight.shape, None if bias is None else bias.shape,
-                        conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
+    g = _geometry(conv, input)
     memory.check_output("conv2d", (g.batch, g.out_channels, g.out_h, g.out_w), dtype)
     x = np.ascontiguousarray(input)
     y, recorded = fast.conv2d(x, np.ascontiguousarray(weight), None if bias is None else np.ascontiguousarray(bias),
