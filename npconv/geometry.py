@@ -50,8 +50,20 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _TORCH_DTYPE_NAMES = {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double"}
 
 
+class _PerGroup:
+    """The channels of one group, for any geometry with in_channels, out_channels and groups."""
+
+    @property
+    def in_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+
 @dataclass(frozen=True)
-class _ConvGeometry:
+class _ConvGeometry(_PerGroup):
     """The sizes a convolution and a transposed convolution share (the fields come first in
     both, in this order) and what follows from them."""
 
@@ -67,14 +79,6 @@ class _ConvGeometry:
     stride_w: int
     dilation_h: int
     dilation_w: int
-
-    @property
-    def in_per_group(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def out_per_group(self) -> int:
-        return self.out_channels // self.groups
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -248,26 +252,31 @@ def check_stride_groups_kernel(stride: tuple[int, ...], groups: int, kernel: tup
         raise ValueError(f"kernel size should be greater than zero, but got {_labelled('kernel', tuple(kernel))}")
 
 
-class _NdShapes:
+class _NdShapes(_PerGroup):
     """What ConvNdGeometry and ConvTransposeNdGeometry derive alike from their fields (batch,
-    in_channels, out_channels, groups, size, out_size, unbatched)."""
+    in_channels, out_channels, groups, size, kernel, stride, dilation, out_size, unbatched)."""
 
     @property
     def dims(self) -> int:
         return len(self.size)
 
     @property
-    def in_per_group(self) -> int:
-        return self.in_channels // self.groups
-
-    @property
-    def out_per_group(self) -> int:
-        return self.out_channels // self.groups
-
-    @property
     def output_shape(self) -> tuple[int, ...]:
         shape = (self.batch, self.out_channels) + tuple(self.out_size)
         return shape[1:] if self.unbatched else shape
+
+    def _on_a_plane(self, what: str) -> tuple[tuple, tuple[int, int]]:
+        """For 1 or 2 axes, the fields every 2-D geometry starts with, in _ConvGeometry's order
+        (batch, in_channels, out_channels, groups, height, width, kernel_h, kernel_w, stride_h,
+        stride_w, dilation_h, dilation_w), and (out_h, out_w): a 1-axis one lifted onto a plane
+        of height 1 (kernel height 1, stride and dilation 1). Raises ValueError for 3 axes."""
+        if self.dims not in (1, 2):
+            raise ValueError(f"a {self.dims}-d {what} is not a 2-d one")
+        unit = (1,) * (2 - self.dims)
+        fields = ((self.batch, self.in_channels, self.out_channels, self.groups) + unit + tuple(self.size)
+                  + unit + tuple(self.kernel) + unit + tuple(self.stride) + unit + tuple(self.dilation))
+        out_h, out_w = unit + tuple(self.out_size)
+        return fields, (out_h, out_w)
 
 
 @dataclass(frozen=True)
@@ -307,18 +316,11 @@ class ConvNdGeometry(_NdShapes):
         convolution on a plane of height 1 (kernel height 1, stride and dilation 1, no padding
         across it), which has the same outputs, the same sums in the same order and the
         same counts -- how PyTorch computes conv1d, and npconv too."""
-        if self.dims not in (1, 2):
-            raise ValueError(f"a {self.dims}-d convolution is not a 2-d one")
-        unit = (1,) * (2 - self.dims)
+        fields, (out_h, out_w) = self._on_a_plane("convolution")
         zero = (0,) * (2 - self.dims)
-        (height, width), (kernel_h, kernel_w) = unit + self.size, unit + self.kernel
-        (stride_h, stride_w), (dilation_h, dilation_w) = unit + self.stride, unit + self.dilation
         (pad_top, pad_left), (pad_bottom, pad_right) = zero + self.pad_before, zero + self.pad_after
-        (out_h, out_w) = unit + self.out_size
         return Conv2dGeometry(
-            # the fields every convolution has, in _ConvGeometry's order
-            self.batch, self.in_channels, self.out_channels, self.groups, height, width,
-            kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+            *fields,
             pad_top=pad_top, pad_bottom=pad_bottom, pad_left=pad_left, pad_right=pad_right,
             padding_mode=self.padding_mode, out_h=out_h, out_w=out_w, has_bias=self.has_bias,
             unbatched=self.unbatched,
@@ -527,18 +529,11 @@ class ConvTransposeNdGeometry(_NdShapes):
         """The same transposed convolution as a `ConvTranspose2dGeometry`: for 2 axes itself;
         for 1 axis the 2-D one on a plane of height 1 (kernel height 1, stride and dilation 1,
         no padding across it), as `ConvNdGeometry.as_conv2d` does for the forward one."""
-        if self.dims not in (1, 2):
-            raise ValueError(f"a {self.dims}-d transposed convolution is not a 2-d one")
-        unit = (1,) * (2 - self.dims)
+        fields, (out_h, out_w) = self._on_a_plane("transposed convolution")
         zero = (0,) * (2 - self.dims)
-        (height, width), (kernel_h, kernel_w) = unit + self.size, unit + self.kernel
-        (stride_h, stride_w), (dilation_h, dilation_w) = unit + self.stride, unit + self.dilation
         (pad_h, pad_w), (output_pad_h, output_pad_w) = zero + self.padding, zero + self.output_padding
-        (out_h, out_w) = unit + self.out_size
         return ConvTranspose2dGeometry(
-            # the fields every convolution has, in _ConvGeometry's order
-            self.batch, self.in_channels, self.out_channels, self.groups, height, width,
-            kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+            *fields,
             pad_h=pad_h, pad_w=pad_w, output_pad_h=output_pad_h, output_pad_w=output_pad_w, out_h=out_h, out_w=out_w,
             has_bias=self.has_bias, unbatched=self.unbatched,
         )
