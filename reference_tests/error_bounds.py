@@ -210,6 +210,14 @@ class BatchNormTrainBound:
     running_var: Bounded | None
 
 
+def _scaled(a, factor):
+    """a * factor for a >= 0 and a factor in [0, inf]: 0 where a is 0. eps_r is inf where the
+    variance is not bounded away from 0; an exactly zero term (an element equal to the mean)
+    stays zero under any relative error of 1/std, where inf * 0 would make the bound NaN."""
+    with np.errstate(invalid="ignore"):
+        return np.where(a == 0, 0.0, a * factor)
+
+
 def batch_norm_train_bound(layer: BatchNorm2d, x: Bounded, dtype, stats=None) -> BatchNormTrainBound:
     """The training-mode bound of the module docstring. Does not change `layer`. stats:
     (running_mean, running_var, num_batches_tracked) to use instead of the layer's own."""
@@ -245,9 +253,9 @@ def batch_norm_train_bound(layer: BatchNorm2d, x: Bounded, dtype, stats=None) ->
     r = 1 / np.sqrt(s)
     gr = np.abs(weight) * r
     deviation = np.abs(x.value - _channel(mu, C))
-    output_error = _channel(gr, C) * ((1 + _channel(eps_r, C)) * (E + _channel(d_mu, C))
-                                      + _channel(eps_r, C) * deviation)
-    magnitude = ((np.abs(x.value) + E + _channel(np.abs(mu) + d_mu, C)) * _channel(gr * (1 + eps_r), C)
+    output_error = _channel(gr, C) * (_scaled(E + _channel(d_mu, C), 1 + _channel(eps_r, C))
+                                      + _scaled(deviation, _channel(eps_r, C)))
+    magnitude = (_scaled(np.abs(x.value) + E + _channel(np.abs(mu) + d_mu, C), _channel(gr * (1 + eps_r), C))
                  + np.abs(_channel(bias, C)))
     output_error = output_error + bound_from_magnitude(magnitude, BATCH_NORM_EVAL_ROUNDINGS, dtype)
     output = Bounded(result.output, output_error)

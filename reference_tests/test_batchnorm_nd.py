@@ -111,6 +111,26 @@ def _ours(a):
             "running_mean": np.array([0.4463, -0.537], dtype=np.float16),
             "running_var": np.array([1.114, 1.324], dtype=np.float16),
             "weight": None, "bias": None, "training": True, "momentum": 0.1, "eps": 1e-05})
+# found by the thorough profile: channel 0 is nearly constant in float16, so its variance is not
+# bounded away from 0 (the 1/std factor's relative error is unbounded), and where an element equals
+# the mean exactly the bound multiplied that infinity by 0: NaN, which no result can meet
+@example(
+    a={'input': np.array([[[[[-0.883 , -0.883 , -0.883 ],
+               [-0.882 , -0.884 , -0.883 ],
+               [-0.8823, -0.882 , -0.8843]]],
+     
+     
+             [[[-0.8833, -0.8843, -0.8823],
+               [-0.883 , -0.883 , -0.883 ],
+               [-0.884 , -0.8813, -0.8833]]]]], dtype=np.float16),
+     'running_mean': np.array([-1.615, -0.272], dtype=np.float16),
+     'running_var': np.array([1.784, 1.144], dtype=np.float16),
+     'weight': None,
+     'bias': None,
+     'training': True,
+     'momentum': 0.1,
+     'eps': 1e-05},
+).via('discovered failure')
 def test_batch_norm_nd_matches_torch_within_error_bound(a):
     from npconv.tolerance import assert_within_bound
 
