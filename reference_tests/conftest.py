@@ -46,6 +46,37 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _cores_shared_among_workers():
+    """Under pytest-xdist, each worker computes on its share of the cores (one each with
+    `-n auto`), for PyTorch, Numba and BLAS alike. Each pool sizes itself to the whole machine,
+    so with two workers on two cores four compute threads, and the spinning idle workers of
+    three pools, fought over two cores. Results do not depend on it: every bound holds for any
+    summation order, and the tests that need one order set it themselves."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    share = max(1, (os.cpu_count() or 1) // workers)
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(min(share, numba_threads))
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    torch_threads = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(share)
+    with threadpool_limits(share):
+        yield
+    numba.set_num_threads(numba_threads)
+    if torch:
+        torch.set_num_threads(torch_threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _no_tf32():
     """TF32 would round conv inputs to 10 mantissa bits on CUDA; the float32 bound assumes it is off."""
     try:
