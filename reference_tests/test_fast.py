@@ -146,6 +146,36 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
     assert counts_one == counts_many
 
 
+@given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),
+       threads=st.integers(2, 5))
+def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_count(cfg, data, threads):
+    """The standard kernel's blocks of output rows, and the GEMMs' blocks of output (split here
+    even when small), are tasks of npconv's pool (npconv/fast/workers.py): on any number of
+    threads each output is still one inner product of the same n terms, within the bound of
+    the float64 reference, and the counts are those of one thread. (The suite's workers run
+    at one thread each, conftest.py, so this is where more threads are exercised.)"""
+    from npconv.fast import gemm
+
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
+    g = _geometry(cfg)
+    x4 = x[np.newaxis] if cfg.unbatched else x
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    gemm.MIN_MACS, saved_min = 0, gemm.MIN_MACS
+    try:
+        many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
+    finally:
+        gemm.MIN_MACS = saved_min
+    _, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
+    exact = npconv.conv2d(as64(x4), as64(w), as64(b), **cfg.kwargs(), engine="reference")
+    magnitude = conv2d_magnitude(x4, w, b, **cfg.kwargs())
+    n = cfg.in_channels * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
+    bound = bound_from_magnitude(magnitude, n, np.float32)
+    bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(np.float32).max)), np.inf, bound)
+    assert_within_bound(many, exact, bound,
+                        what=f"fast {npconv.fast.covers(g, np.float32)}, {threads} threads")
+    assert counts_many == counts_one
+
+
 # ----------------------------------------------------------------------------------------
 # Fused convolution + BatchNorm + ReLU6
 # ----------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ bench/README.md), and under a competing load OpenBLAS's static split waits for t
 scheduler parked. So npconv asks BLAS for one thread during its own products, and splits
 each product into `threads` blocks of the longer side of `out`: columns of b (pixels) for
 the wide products of the early layers, rows of a (output channels) for the tall ones of the
-late layers, so that each block packs only its own part of the large operand. The calling
-thread computes one block, threads of a Python pool (`concurrent.futures`, whose idle workers
-sleep) the others; NumPy releases the GIL inside BLAS. BLAS's thread count is restored after
-each call, so the user's own NumPy products keep theirs.
+late layers, so that each block packs only its own part of the large operand. The blocks run
+as tasks of the fast tier's own pool (`workers.run`: the calling thread and sleeping
+workers); NumPy releases the GIL inside BLAS. BLAS's thread count is restored after each
+call, so the user's own NumPy products keep theirs.
 
 Accuracy: each output is still one BLAS inner product over the full inner dimension (the
 split is by rows or columns, never by k), so the error bound of the caller holds unchanged.
@@ -20,17 +20,15 @@ split is by rows or columns, never by k), so the error bound of the caller holds
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import threading
 
 import numpy as np
+
+from . import workers
 
 MIN_SIDE = 16                 # rows or columns per block below which a product is not split
 MIN_MACS = 1 << 18            # products smaller than this run on the calling thread alone
 
-_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
-_lock = threading.Lock()
 _blas = None
 
 
@@ -60,37 +58,30 @@ def blas_one_thread():
             lib.set_num_threads(count)
 
 
-def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
-    with _lock:
-        if workers not in _pools:
-            _pools[workers] = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="npconv-gemm")
-        return _pools[workers]
+def blocks(M: int, L: int, threads: int) -> list[tuple[slice, slice]]:
+    """The (rows, columns) blocks that `threads` threads compute of an (M, L) product output:
+    the longer side cut into `threads` near-equal parts (none narrower than MIN_SIDE)."""
+    side = max(M, L)
+    count = max(1, min(int(threads), side // MIN_SIDE))
+    edges = [side * k // count for k in range(count + 1)]
+    cuts = [slice(lo, hi) for lo, hi in zip(edges, edges[1:])]
+    every = slice(None)
+    return [(every, cut) for cut in cuts] if L >= M else [(cut, every) for cut in cuts]
 
 
-def _product(a, b, out) -> None:
+def product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out = a @ b on the calling thread (one BLAS call; at one BLAS thread inside
+    `blas_one_thread`)."""
     with np.errstate(all="ignore"):   # inf / NaN in, inf / NaN out, silently, as in the reference
         np.matmul(a, b, out=out)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int) -> None:
     """out = a @ b for a (M, K), b (K, L), out (M, L) (rows of unit stride), one dtype: the
-    longer side of out in `threads` blocks at once, each a single-threaded BLAS call (module
-    docstring)."""
+    `blocks` of out at once on `workers.run`'s threads, each a single-threaded BLAS call
+    (module docstring)."""
     M, K = a.shape
     L = b.shape[1]
-    side = max(M, L)
-    blocks = max(1, min(int(threads), side // MIN_SIDE))
+    parts = blocks(M, L, threads if M * K * L >= MIN_MACS else 1)
     with blas_one_thread():
-        if blocks == 1 or M * K * L < MIN_MACS:
-            _product(a, b, out)
-            return
-        edges = [side * k // blocks for k in range(blocks + 1)]
-        if L >= M:
-            parts = [(a, b[:, lo:hi], out[:, lo:hi]) for lo, hi in zip(edges, edges[1:])]
-        else:
-            parts = [(a[lo:hi], b, out[lo:hi]) for lo, hi in zip(edges, edges[1:])]
-        pool = _pool(blocks - 1)
-        others = [pool.submit(_product, *part) for part in parts[1:]]
-        _product(*parts[0])
-        for future in others:
-            future.result()
+        workers.run(lambda k: product(a[parts[k][0]], b[:, parts[k][1]], out[parts[k]]), len(parts), threads)

@@ -16,10 +16,13 @@ leading dimension larger than its width):
 
 KW products of (C_out x KH*C_in) @ (KH*C_in x rows*WJ), summed in a cache-sized block, then
 cropped from the WJ-wide grid to OW columns with bias / BatchNorm / ReLU6 on the way.
-Threads: the products run on BLAS's threads; the pack and the crop are single-threaded on
-purpose: a Numba parallel region per block would put two thread pools through a fork-join
-every block, and on a loaded 2-core machine each join can wait a scheduler slice (ms). The
-pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW of an im2col.
+The pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW of an im2col.
+
+Threads: each block of output rows of one image is a task of the fast tier's pool
+(`workers.run`), done start to finish on one thread (pack, KW single-threaded BLAS products,
+crop), at least two blocks per thread where the rows allow. Splitting each product instead, as
+this kernel first did, left the pack, the sums and the crop on one thread and joined the
+threads KW times per block: at two threads it was no faster than at one (bench/README.md).
 
 Counts, in the loop that issues the products: per product, macs += C_out * (KH*C_in) * rows*OW
 (the kept columns; the WJ - OW extra columns of the wide grid are computed and thrown away)
@@ -33,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels.pad2d import source_index
-from . import gemm
+from . import gemm, workers
 from .epilogue import apply, crop
 from .planes import border_columns, border_rows
 
@@ -42,7 +45,7 @@ from .planes import border_columns, border_rows
 BLOCK_COLUMNS = 2048
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed):
     # x: (N, C, H, W)   packed: (sw, KH*C, rows*WJ + slack) overwritten, slack columns zero:
     # packed[phi, p*C + c, r*WJ + jj] = x_pad[n, c, (i0 + r)*sh + p*dh, jj*sw + phi]
@@ -83,7 +86,7 @@ def pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode,
                     out[k] = zero
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp):
     # wide: (C_out, rows*WJ) the block's wide-grid output   y: (N, C_out, OH, OW), rows i0.. of image n
     # pad_row: (rows,) padding taps per output row of the block (one output channel)
@@ -102,8 +105,8 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
 def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, OH, OW,
              bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     """x (N, C_in, H, W), w (C_out, C_in, KH, KW), C-contiguous, one float dtype; groups = 1.
-    Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares)).
-    Each GEMM runs as `threads` blocks of its longer side (`gemm.matmul`)."""
+    Returns (y (N, C_out, OH, OW), (macs, padding_macs, bias_adds, scale_shifts, compares)),
+    the counts summed over the blocks, each block a task on one of `threads` threads."""
     N, C, H, W = x.shape
     CO, _, KH, KW = w.shape
     offsets = [(q * dw) // sw for q in range(KW)]
@@ -115,33 +118,36 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
     border_q = border_columns(OW, KW, sw, dw, pad_left, W)
     border_p = border_rows(OH, KH, sh, dh, pad_top, H)
     rows_per_block = max(1, min(OH, BLOCK_COLUMNS // WJ))
+    if threads > 1:   # at least two blocks per thread where the rows allow, for the balance
+        rows_per_block = max(1, min(rows_per_block, -(-N * OH // (2 * threads))))
+    starts = [(n, i0) for n in range(N) for i0 in range(0, OH, rows_per_block)]
     y = np.empty((N, CO, OH, OW), dtype=x.dtype)
-    packed = np.empty((sw, K, rows_per_block * WJ + max(offsets)), dtype=x.dtype)
-    wide = np.empty((CO, rows_per_block * WJ), dtype=x.dtype)
-    product = np.empty_like(wide)
-    macs = padding_macs = bias_adds = scale_shifts = compares = 0
-    for n in range(N):
-        for i0 in range(0, OH, rows_per_block):
-            rows = min(rows_per_block, OH - i0)
-            columns = rows * WJ
-            pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ,
-                      packed[:, :, :columns + max(offsets)])
-            block = wide[:, :columns]
-            border = border_p[i0:i0 + rows]  # (rows, KH)
-            for q in range(KW):
-                view = packed[phases[q], :, offsets[q]:offsets[q] + columns]
-                if q == 0:
-                    gemm.matmul(w_q[q], view, block, threads)
-                else:
-                    gemm.matmul(w_q[q], view, product[:, :columns], threads)
-                    with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
-                        block += product[:, :columns]
-                macs += CO * K * rows * OW
-                padding_macs += CO * C * int((border * OW + (1 - border) * border_q[q]).sum())
-            pad_row = (border * (KW * OW) + (1 - border) * int(border_q.sum())).sum(axis=1)
-            b, s, k = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row.astype(np.int64),
-                                   bias, has_bias, scale, shift, affine, lo, hi, clamp)
-            bias_adds += b
-            scale_shifts += s
-            compares += k
-    return y, (macs, padding_macs, bias_adds, scale_shifts, compares)
+
+    def task(k):
+        # one block of output rows of one image, on the calling thread: pack, KW products, finish
+        n, i0 = starts[k]
+        rows = min(rows_per_block, OH - i0)
+        columns = rows * WJ
+        packed = np.empty((sw, K, columns + max(offsets)), dtype=x.dtype)
+        block = np.empty((CO, columns), dtype=x.dtype)
+        product = np.empty_like(block)
+        pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed)
+        border = border_p[i0:i0 + rows]  # (rows, KH)
+        macs = padding_macs = 0
+        for q in range(KW):
+            view = packed[phases[q], :, offsets[q]:offsets[q] + columns]
+            if q == 0:
+                gemm.product(w_q[q], view, block)
+            else:
+                gemm.product(w_q[q], view, product)
+                with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
+                    block += product
+            macs += CO * K * rows * OW
+            padding_macs += CO * C * int((border * OW + (1 - border) * border_q[q]).sum())
+        pad_row = (border * (KW * OW) + (1 - border) * int(border_q.sum())).sum(axis=1)
+        return (macs, padding_macs) + finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row.astype(np.int64),
+                                                   bias, has_bias, scale, shift, affine, lo, hi, clamp)
+
+    with gemm.blas_one_thread():
+        counts = workers.run(task, len(starts), threads)
+    return y, tuple(sum(c[i] for c in counts) for i in range(5))
