@@ -1,23 +1,24 @@
-"""The fast tier's one thread pool: independent tasks, taken from a shared counter.
+"""The fast tier's own thread pool: independent tasks, taken from a shared counter.
 
     results = run(task, count, threads)      # [task(0), task(1), ..., task(count - 1)]
 
-Every fast kernel splits its work into independent tasks (chunks of a depthwise layer's
-channels, blocks of a standard convolution's output rows, blocks of a GEMM's output) and hands
-them here. The calling thread and `threads - 1` workers of a `concurrent.futures` pool each
-take the next task number from one counter until none is left, so:
+The standard convolution hands it its blocks of output rows, `gemm.matmul` its blocks of a
+product's output (the depthwise kernel is a Numba `prange` loop, which measured faster on its
+small tasks). The calling thread and `threads - 1` workers of a `concurrent.futures` pool
+each take the next task number from one counter until none is left, so:
 
 * a thread that the OS parks (another process's work, PyTorch's OpenMP workers spinning after
   its last call) holds up only the task it is on; the others take the rest;
 * idle workers sleep on a lock, they do not spin: PyTorch's next call gets the cores back;
-* one pool serves every kernel, in place of Numba's pool beside OpenBLAS's;
+* OpenBLAS's own pool is not used: BLAS runs at one thread inside each task (`gemm`);
 * the kernels release the GIL (Numba's `nogil=True`; NumPy releases it inside BLAS), so the
   tasks run in parallel.
 
 Each task writes its own part of the output and returns its own counts; `run` returns them in
 task order, so the caller's sums do not depend on which thread ran what. A task run from a
 worker of this pool runs its own `run` calls on its own thread (no nesting, no deadlock).
-An exception in a task is raised in the caller once the other threads have stopped.
+When a task raises, the threads stop taking tasks, and the caller raises the exception once
+every thread that took one has finished it.
 """
 
 from __future__ import annotations
