@@ -152,8 +152,9 @@ def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_coun
     """The standard kernel's blocks of output rows, and the GEMMs' blocks of output (split here
     even when small), are tasks of npconv's pool (npconv/fast/workers.py): on any number of
     threads each output is still one inner product of the same n terms, within the bound of
-    the float64 reference, and the counts are those of one thread. (The suite's workers run
-    at one thread each, conftest.py, so this is where more threads are exercised.)"""
+    the float64 reference, and the counts are those of one thread; the standard kernel's
+    blocks do not depend on the thread count, so its result is the same bits. (The suite's
+    workers run at one thread each, conftest.py, so this is where more threads are exercised.)"""
     from npconv.fast import gemm
 
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
@@ -165,7 +166,7 @@ def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_coun
         many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
     finally:
         gemm.MIN_MACS = saved_min
-    _, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
+    one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
     exact = npconv.conv2d(as64(x4), as64(w), as64(b), **cfg.kwargs(), engine="reference")
     magnitude = conv2d_magnitude(x4, w, b, **cfg.kwargs())
     n = cfg.in_channels * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
@@ -174,6 +175,25 @@ def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_coun
     assert_within_bound(many, exact, bound,
                         what=f"fast {npconv.fast.covers(g, np.float32)}, {threads} threads")
     assert counts_many == counts_one
+    if npconv.fast.covers(g, np.float32) == "standard":   # its blocks do not depend on the thread count
+        np.testing.assert_array_equal(many, one)
+
+
+def test_standard_result_does_not_depend_on_the_thread_count():
+    """Found by the thorough profile (as a depthwise configuration with one channel, which the
+    standard kernel computes): when the standard kernel's blocks of rows shrank with more
+    threads, BLAS was asked for narrower products and summed this 4-tap output in another
+    order, one ulp away."""
+    cfg = Conv2dConfig(1, 1, 1, 1, 3, 1, (4, 1), (1, 1), "same", (1, 1), "zeros", False)
+    x = np.array([0.12573022, -0.13210486, 0.64042264], np.float32).reshape(1, 1, 3, 1)
+    w = np.array([0.10490011, -0.5356694, 0.36159506, 1.304], np.float32).reshape(1, 1, 4, 1)
+    g = _geometry(cfg)
+    assert npconv.fast.covers(g, np.float32) == "standard"
+    one, counts_one = npconv.fast.conv2d(x, w, None, g, threads=1)
+    for threads in (2, 3, 5):
+        many, counts_many = npconv.fast.conv2d(x, w, None, g, threads=threads)
+        np.testing.assert_array_equal(many, one)
+        assert counts_many == counts_one
 
 
 # ----------------------------------------------------------------------------------------

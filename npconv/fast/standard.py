@@ -20,9 +20,12 @@ The pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW
 
 Threads: each block of output rows of one image is a task of the fast tier's pool
 (`workers.run`), done start to finish on one thread (pack, KW single-threaded BLAS products,
-crop), at least two blocks per thread where the rows allow. Splitting each product instead, as
-this kernel first did, left the pack, the sums and the crop on one thread and joined the
-threads KW times per block: at two threads it was no faster than at one (bench/README.md).
+crop). Splitting each product instead, as this kernel first did, left the pack, the sums and
+the crop on one thread and joined the threads KW times per block: at two threads it was no
+faster than at one (bench/README.md). The blocks do not depend on the thread count, so
+neither do the products BLAS is asked for: the result is the same, bit for bit, on any number
+of threads (a block size that shrank with more threads changed BLAS's summation order, found
+by the thorough profile).
 
 Counts, in the loop that issues the products: per product, macs += C_out * (KH*C_in) * rows*OW
 (the kept columns; the WJ - OW extra columns of the wide grid are computed and thrown away)
@@ -117,9 +120,7 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
     w_q = np.ascontiguousarray(w.transpose(3, 0, 2, 1).reshape(KW, CO, K))
     border_q = border_columns(OW, KW, sw, dw, pad_left, W)
     border_p = border_rows(OH, KH, sh, dh, pad_top, H)
-    rows_per_block = max(1, min(OH, BLOCK_COLUMNS // WJ))
-    if threads > 1:   # at least two blocks per thread where the rows allow, for the balance
-        rows_per_block = max(1, min(rows_per_block, -(-N * OH // (2 * threads))))
+    rows_per_block = max(1, min(OH, BLOCK_COLUMNS // WJ))   # the same at any thread count (docstring)
     starts = [(n, i0) for n in range(N) for i0 in range(0, OH, rows_per_block)]
     y = np.empty((N, CO, OH, OW), dtype=x.dtype)
 
