@@ -49,17 +49,23 @@ def _run(engine, x, w, b, cfg):
     return y, tally
 
 
-def _check_against_reference(cfg: Conv2dConfig, x, w, b):
-    """fast within the bound of the float64 reference; counts equal to the reference's."""
+def _exact_and_bound(cfg: Conv2dConfig, x, w, b):
+    """The float64 reference of conv2d(x, w, b) and the rounding bound of a result in x's dtype:
+    bound_from_magnitude(M, n), not judged (inf) where M passes the dtype's largest number."""
     as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
-    fast, fast_tally = _run("fast", x, w, b, cfg)
-    reference, reference_tally = _run("reference", x, w, b, cfg)
-    assert fast.dtype == x.dtype and fast.shape == reference.shape
     exact = npconv.conv2d(as64(x), as64(w), as64(b), **cfg.kwargs(), engine="reference")
     magnitude = conv2d_magnitude(x, w, b, **cfg.kwargs())
     n = (cfg.in_channels // cfg.groups) * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
     bound = bound_from_magnitude(magnitude, n, x.dtype)
-    bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(x.dtype).max)), np.inf, bound)
+    return exact, np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(x.dtype).max)), np.inf, bound)
+
+
+def _check_against_reference(cfg: Conv2dConfig, x, w, b):
+    """fast within the bound of the float64 reference; counts equal to the reference's."""
+    fast, fast_tally = _run("fast", x, w, b, cfg)
+    reference, reference_tally = _run("reference", x, w, b, cfg)
+    assert fast.dtype == x.dtype and fast.shape == reference.shape
+    exact, bound = _exact_and_bound(cfg, x, w, b)
     assert_within_bound(fast, exact, bound, what=f"fast {npconv.fast.covers(_geometry(cfg), np.float32)}")
     assert _by_op(fast_tally) == _by_op(reference_tally)
 
@@ -160,18 +166,13 @@ def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_coun
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
     g = _geometry(cfg)
     x4 = x[np.newaxis] if cfg.unbatched else x
-    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
     gemm.MIN_MACS, saved_min = 0, gemm.MIN_MACS
     try:
         many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
     finally:
         gemm.MIN_MACS = saved_min
     one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
-    exact = npconv.conv2d(as64(x4), as64(w), as64(b), **cfg.kwargs(), engine="reference")
-    magnitude = conv2d_magnitude(x4, w, b, **cfg.kwargs())
-    n = cfg.in_channels * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
-    bound = bound_from_magnitude(magnitude, n, np.float32)
-    bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(np.float32).max)), np.inf, bound)
+    exact, bound = _exact_and_bound(cfg, x4, w, b)
     assert_within_bound(many, exact, bound,
                         what=f"fast {npconv.fast.covers(g, np.float32)}, {threads} threads")
     assert counts_many == counts_one
