@@ -5,13 +5,26 @@
 What is captured: `torch.export.export(model.eval(), (x,))`, PyTorch 2's standard graph
 capture, which traces the model's Python forward (functional calls included: residual `+`,
 `torch.cat`, `x.mean(...)`, `view`/`transpose` channel shuffles), then
-`run_decompositions()` down to the core ATen op set, with two exceptions kept whole:
+`run_decompositions()` down to the core ATen op set (in one trace where this torch allows it:
+"One trace" below), with two exceptions kept whole:
 `reflection_pad2d` and `replication_pad2d` (the core table turns them into index
 arithmetic; npconv runs them with the padding kernel its convolutions use), and circular
 padding written as slices and a cat (`decompositions`). Why core ATen:
 it is the small, stable op set every backend of PyTorch 2 consumes, so the ops npconv must
 implement stay few (about twenty cover the pytorchcv zoo in the tests) and a composite op such
 as Hardswish or SiLU is checked through the arithmetic PyTorch itself decomposes it into.
+
+One trace. The public route traces the model twice: `export` records PyTorch's training IR,
+and `run_decompositions` traces that program again to decompose it, each trace a walk of
+every op through fake tensors (Python, a few ms per op: 3-7 s for a 1,000-node network on
+this project's two-core machine). torch.export's own inference route (`_trace._export` with
+`pre_dispatch=False`, what `export` did before PyTorch 2.5) can apply the decomposition table
+during its single trace, as `run_decompositions` applies it during its own; `export_program` uses it when this torch has it, and the public
+route otherwise, or whenever the one trace raises (so any error reported is the public
+route's). It is a private entry point of torch.export, so it is checked, not trusted:
+reference_tests/test_capture.py holds the graphs of both routes equal, node by node (op,
+arguments, name, module path), on generated networks in CI and on the pytorchcv zoo in the
+thorough profile; on the zoo it halves the capture's time (docs/graph.md).
 
 Every node keeps its module path from `nn_module_stack`, so counts and checks land on the
 module names `model.named_modules()` uses, and FlopCounterMode's per-module table lines up.
@@ -27,6 +40,8 @@ torch is imported inside the functions; the Graph returned holds only NumPy arra
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -63,13 +78,20 @@ def _as_tensor(x):
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def export_program(model, example_input, *, strict: bool = False):
+def export_program(model, example_input, *, strict: bool = False, one_trace: bool = True):
     """torch.export's ExportedProgram of `model` (put in eval mode) on `example_input`,
-    decomposed to core ATen (module docstring). Raises CaptureError with export's reason."""
+    decomposed to core ATen (module docstring): in one trace when `one_trace` and this
+    torch allows it, else (or when that raises) by the public route, `export` then
+    `run_decompositions`. Raises CaptureError with export's reason."""
     import torch
 
     model.eval()
     x = _as_tensor(example_input)
+    table = decompositions()
+    if one_trace:
+        program = _export_in_one_trace(model, x, strict, table)
+        if program is not None:
+            return program
     try:
         program = torch.export.export(model, (x,), strict=strict)
     except Exception as error:  # export raises many types; each becomes one line
@@ -78,7 +100,49 @@ def export_program(model, example_input, *, strict: bool = False):
                 + (", or strict=False" if strict else ", or strict=True"))
         raise CaptureError(f"torch.export could not capture {type(model).__name__}: {type(error).__name__}: "
                            f"{reason} ({hint})") from error
-    return program.run_decompositions(decompositions())
+    return program.run_decompositions(table)
+
+
+_one_trace_lock = threading.Lock()
+
+
+def _export_in_one_trace(model, x, strict: bool, table):
+    """The decomposed ExportedProgram from torch.export's inference route, which applies
+    `table` in its one trace (module docstring, "One trace"); None when this torch lacks that
+    route or the trace raises, for the caller to take the public route.
+
+    It does what `run_decompositions` does with the table, in the first trace instead of a
+    second: the table's entries for CompositeImplicitAutograd ops (here `_pad_circular`)
+    replace those ops' own decompositions for the length of the trace
+    (`_override_composite_implicit_decomp`), and the rest goes to the trace as its
+    decomposition table. `_trace._export(pre_dispatch=False)` calls the module-level
+    `_export_to_aten_ir`, whose `decomp_table` it leaves empty; for the length of the call
+    that name is bound to itself with the table given (under a lock, so captures in other
+    threads do not interleave). Its other callers pass their own table, which overrides the
+    one bound here."""
+    import functools
+    import inspect
+
+    try:
+        from torch.export import _trace
+        from torch.export.exported_program import (_override_composite_implicit_decomp,
+                                                   _split_decomp_table_to_cia_and_python_decomp)
+        lower = _trace._export_to_aten_ir
+        if ("decomp_table" not in inspect.signature(lower).parameters
+                or "pre_dispatch" not in inspect.signature(_trace._export).parameters):
+            return None
+        composite, table = _split_decomp_table_to_cia_and_python_decomp(dict(table))
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    with _one_trace_lock:
+        _trace._export_to_aten_ir = functools.partial(lower, decomp_table=table)
+        try:
+            with _override_composite_implicit_decomp(composite):
+                return _trace._export(model, (x,), strict=strict, pre_dispatch=False)
+        except Exception:  # the public route runs next and reports its own error
+            return None
+        finally:
+            _trace._export_to_aten_ir = lower
 
 
 def decompositions():
