@@ -6,6 +6,8 @@ torchvision's published parameter count), never numbers copied from npconv's out
 """
 
 import contextlib
+import hashlib
+import importlib
 import io
 import json
 import os
@@ -14,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,13 +35,17 @@ def npconv(*args, module: bool = True, in_process: bool = True):
     return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
 
 
-def _in_process(args) -> subprocess.CompletedProcess:
+def _in_process(args, columns: str | None = "200") -> subprocess.CompletedProcess:
+    """`npconv ARGS` through npconv.cli.main in this process, COLUMNS=`columns` (unset: None)."""
     from npconv.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     before = os.getcwd()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        patch.setenv("COLUMNS", "200")  # warnings need no silencing here: pytest captures them apart
+        if columns is None:  # warnings need no silencing here: pytest captures them apart
+            patch.delenv("COLUMNS", raising=False)
+        else:
+            patch.setenv("COLUMNS", columns)
         os.chdir(ROOT)
         try:
             status = main(list(args))
@@ -64,8 +71,10 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_verify_default_is_the_main_job():
-    """`npconv verify` with no arguments: the tutorial's TinyMobileNet at 1x3x224x224."""
-    result = npconv("verify", in_process=False)  # as a user runs it: a fresh interpreter
+    """`npconv verify` with no arguments: the tutorial's TinyMobileNet at 1x3x224x224. As README
+    says and a user runs it: the console script, in a fresh interpreter (`python -m npconv`
+    gets its own fresh interpreter in test_a_pipe_without_columns_gets_full_width_lines)."""
+    result = npconv("verify", in_process=False, module=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ verified tiny_mobilenet" in result.stdout
     assert "fast engine, one thread)" in " ".join(result.stdout.split())  # the steps line names the engine
@@ -152,9 +161,9 @@ def test_summary_backward_without_torch_columns():
     assert all(r["grad_weight_macs"] == r["forward_macs"] for r in rows)
 
 
-def test_verify_blocks_by_console_script():
+def test_verify_a_block_with_its_options():
     result = npconv("verify", "hybrid_block", "--input", "2,4,9,9", "--out-channels", "6", "--seed", "3",
-                    "--no-timing", module=False)
+                    "--no-timing")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ verified hybrid_block" in result.stdout
 
@@ -396,51 +405,41 @@ def deep_names():
                 output_classifier_head=nn.Linear(96, 1000))
 """
 
-# One process per command: --json once (COLUMNS unset), then the table at each width with
-# COLUMNS set, stdout a pipe (not a terminal), exactly as `COLUMNS=80 npconv ... | cat`.
-_RENDER = """
-import contextlib, hashlib, importlib, io, json, os, sys
-import numpy as np
-import npconv.graph
-from npconv.cli import main
-args, widths, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), {}
-
-# The four runs build the same seeded model; capturing it with torch.export is most of a run's
-# time, and what is tested here is the layout: each model (structure, weights, input) is
-# captured once and its graph reused by the later runs.
-module = importlib.import_module("npconv.graph.capture")
-captured, original = {}, module.capture
-def capture_once(model, x, **options):
-    digest = hashlib.sha256(repr(model).encode() + np.asarray(x).tobytes())
-    for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    key = (digest.hexdigest(), tuple(sorted(options.items())))
-    if key not in captured:
-        captured[key] = original(model, x, **options)
-    return captured[key]
-module.capture = npconv.graph.capture = capture_once
-
-for key in ["json"] + widths:
-    os.environ.pop("COLUMNS", None)
-    if key != "json":
-        os.environ["COLUMNS"] = key
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        status = main(args + (["--json"] if key == "json" else []))
-    out[key] = [status, buffer.getvalue()]
-sys.stdout.write(json.dumps(out))
-"""
-
 WIDTHS = ("80", "100", "120")
 
 
 def render(args, widths=WIDTHS):
-    """{"json": (status, stdout), "80": (status, stdout), ...} of `npconv ARGS`."""
-    env = {k: v for k, v in ENV.items() if k != "COLUMNS"}
-    result = subprocess.run([sys.executable, "-c", _RENDER, json.dumps(list(args)), json.dumps(list(widths))],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    """{"json": (status, stdout), "80": (status, stdout), ...} of `npconv ARGS`: --json once
+    (COLUMNS unset), then the table at each width with COLUMNS set and stdout a pipe (not a
+    terminal), as `COLUMNS=80 npconv ... | cat` prints it. In this process (`_in_process`):
+    the CLI builds its console from COLUMNS at each call, so nothing carries over between
+    the runs but the capture below.
+
+    The runs build the same seeded model; capturing it with torch.export is most of a run's
+    time, and what is tested here is the layout: each model (structure, weights, input) is
+    captured once and its graph reused by the later runs."""
+    import npconv.graph
+
+    module = importlib.import_module("npconv.graph.capture")
+    captured, original = {}, module.capture
+
+    def capture_once(model, x, **options):
+        digest = hashlib.sha256(repr(model).encode() + np.asarray(x).tobytes())
+        for tensor in model.state_dict().values():
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        key = (digest.hexdigest(), tuple(sorted(options.items())))
+        if key not in captured:
+            captured[key] = original(model, x, **options)
+        return captured[key]
+
+    out = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "capture", capture_once)
+        patch.setattr(npconv.graph, "capture", capture_once)
+        for key in ["json", *widths]:
+            run = _in_process(list(args) + (["--json"] if key == "json" else []), columns=None if key == "json" else key)
+            out[key] = (run.returncode, run.stdout)
+    return out
 
 
 def _figures(report: dict, command: str) -> tuple[set, set]:
