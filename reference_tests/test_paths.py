@@ -15,6 +15,7 @@ planted fault through torch.compile.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -289,6 +290,28 @@ def test_a_path_of_your_own_is_a_callable(tiny):
     assert two.name == "mine" and one.arithmetic == FLOAT32
     report = assert_paths(model, x, [one, two], criterion=CRITERION, oracle=oracle)
     assert [r.status for r in report.results] == ["pass", "pass"]
+
+
+def test_the_optimized_trace_reuses_the_plain_trace_and_computes_the_same_bits(tiny, monkeypatch):
+    """torchscript_trace_optimized after torchscript_trace in one check freezes and optimizes
+    the trace just made (Path.builds_on) instead of tracing again; its output is the same
+    bits as the path prepared from scratch on its own, and the plain trace is left unfrozen."""
+    model, x, oracle = tiny
+    traces = []
+    trace = torch.jit.trace
+    monkeypatch.setattr(torch.jit, "trace", lambda *a, **k: traces.append(1) or trace(*a, **k))
+    report = check_paths(model, x, ["torchscript_trace", "torchscript_trace_optimized"], criterion=CRITERION,
+                         oracle=oracle)
+    assert [r.status for r in report.results] == ["pass", "pass"] and len(traces) == 1, str(report)
+    alone = check_paths(model, x, ["torchscript_trace_optimized"], criterion=CRITERION, oracle=oracle)
+    assert len(traces) == 2                                      # on its own it traces
+    with torch.no_grad():
+        shared = PATHS["torchscript_trace"].prepare(copy.deepcopy(model).eval(), torch.from_numpy(x))
+        optimized = PATHS["torchscript_trace_optimized"].builds_on[1](shared)
+        fresh = PATHS["torchscript_trace_optimized"].prepare(copy.deepcopy(model).eval(), torch.from_numpy(x))
+        assert torch.equal(optimized(torch.from_numpy(x)), fresh(torch.from_numpy(x)))
+        assert any(True for _ in shared.parameters())            # freeze worked on a copy
+    assert alone.results[0].comparison.worst_ratio == report.results[1].comparison.worst_ratio
 
 
 def test_paths_that_cannot_run_here_are_skipped_not_failed(tiny):

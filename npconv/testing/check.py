@@ -118,14 +118,21 @@ def _tensor(x):
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def _run(path: Path, module, x) -> tuple:
-    """(outputs, {"prepare": s, "run": s}) of `path` on a deep copy of `module`."""
+def _run(path: Path, module, x, made: dict | None = None) -> tuple:
+    """(outputs, {"prepare": s, "run": s}) of `path` on a deep copy of `module`. `made` maps
+    each prepare function run so far on this module to what it returned; a path built on one
+    of them (`Path.builds_on`) finishes that instead of preparing from scratch (its
+    "prepare" time is then the finishing step's)."""
     import torch
 
-    module = copy.deepcopy(module).eval()
+    made = {} if made is None else made
+    base, finish = path.builds_on or (None, None)
+    reuse = base is not None and base in made
+    copied = None if reuse else copy.deepcopy(module).eval()
     start = time.perf_counter()
     with torch.no_grad():
-        fn = path.prepare(module, x.clone())
+        fn = finish(made[base]) if reuse else path.prepare(copied, x.clone())
+    made[path.prepare] = fn
     prepared = time.perf_counter()
     with torch.no_grad():
         out = fn(x.clone())
@@ -146,7 +153,7 @@ def check_paths(model, example_input, paths=CHEAP, *, criterion: str = "probabil
     x = _tensor(example_input)
     oracle = oracle if oracle is not None else Oracle(model, x.numpy())
     seconds = {"oracle": time.perf_counter() - start}
-    results, ran = [], []
+    results, ran, made = [], [], {}
     for spec in paths:
         path = as_path(spec)
         reason = path.unavailable()
@@ -154,7 +161,7 @@ def check_paths(model, example_input, paths=CHEAP, *, criterion: str = "probabil
             results.append(PathResult(path.name, "skipped", path.arithmetic, reason=reason))
             continue
         try:
-            out, times = _run(path, oracle.model, x)
+            out, times = _run(path, oracle.model, x, made)
         except Exception as error:  # noqa: BLE001 - a path that cannot run the model is reported, not raised
             results.append(PathResult(path.name, "error", path.arithmetic, reason=_one_line(error)))
             continue
