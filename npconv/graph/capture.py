@@ -19,9 +19,9 @@ and `run_decompositions` traces that program again to decompose it, each trace a
 every op through fake tensors (Python, a few ms per op: 3-7 s for a 1,000-node network on
 this project's two-core machine). torch.export's own inference route (`_trace._export` with
 `pre_dispatch=False`, what `export` did before PyTorch 2.5) can apply the decomposition table
-during its single trace, as `run_decompositions` applies it during its own; `export_program` uses it when this torch has it, and the public
-route otherwise, or whenever the one trace raises (so any error reported is the public
-route's). It is a private entry point of torch.export, so it is checked, not trusted:
+during its single trace, as `run_decompositions` applies it during its own. `export_program`
+uses it when this torch has it, and the public route otherwise, or whenever the one trace
+raises (so any error reported is the public route's). It is a private entry point of torch.export, so it is checked, not trusted:
 reference_tests/test_capture.py holds the graphs of both routes equal, node by node (op,
 arguments, name, module path), on generated networks in CI and on the pytorchcv zoo in the
 thorough profile; on the zoo it halves the capture's time (docs/graph.md).
