@@ -26,6 +26,7 @@ import torch
 from conftest import DEVICES
 from hypothesis import given
 from hypothesis import strategies as st
+from torch_conv import torch_own_cpu_kernels
 
 import npconv
 from npconv import counting, formulas_backward
@@ -89,7 +90,9 @@ def test_torch_float16_accumulates_in_half():
     rounding each product to float16 and summing in float16 gives (-0.698 + 0.09937 -> -0.5986,
     -0.5986 - 0.4507 -> -1.049), 1.09x outside the bound for float32 accumulation with one
     final rounding, inside the bound for float16 accumulation. npconv stays inside the
-    float32-accumulation bound. Pinned so that a change in PyTorch is noticed."""
+    float32-accumulation bound. Pinned so that a change in PyTorch is noticed: PyTorch's own
+    kernel (slow_conv_transpose2d), which oneDNN replaces on CPUs where it takes float16
+    (`torch_own_cpu_kernels`)."""
     cfg = ConvTranspose2dConfig(batch=1, in_channels=1, out_channels=1, groups=1, height=6, width=1,
                                 kernel_size=(3, 1), stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
                                 dilation=(1, 1), bias=False, unbatched=False)
@@ -97,7 +100,8 @@ def test_torch_float16_accumulates_in_half():
     w = np.array([1.304, 0.9473, -0.7036], np.float16).reshape(1, 1, 3, 1)
     reference, bound = reference_and_bound(x, w, None, cfg, np.float16)
     _, half_bound = reference_and_bound(x, w, None, cfg, np.float16, accumulation_dtype=np.float16)
-    expected = torch_conv_transpose2d(x, w, None, cfg)
+    with torch_own_cpu_kernels():
+        expected = torch_conv_transpose2d(x, w, None, cfg)
     assert_within_bound(expected, reference, half_bound, what="torch conv_transpose2d float16")
     with pytest.raises(AssertionError, match="exceed the error bound"):
         assert_within_bound(expected, reference, bound, what="torch conv_transpose2d float16")

@@ -1,5 +1,7 @@
 """The PyTorch side of the conv2d cross-checks: nn.Conv2d built from a drawn configuration."""
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -39,3 +41,28 @@ def torch_raises(cfg, x, w, b) -> Exception | None:
     except Exception as e:  # noqa: BLE001
         return e
     return None
+
+
+@contextlib.contextmanager
+def torch_own_cpu_kernels():
+    """PyTorch's own CPU kernels, not oneDNN's, for the calls inside (the flag restored after).
+
+    Which kernel PyTorch's CPU convolutions take depends on the CPU: where oneDNN supports
+    bfloat16 (AVX-512 BW/VL/DQ, `torch.ops.mkldnn._is_mkldnn_bf16_supported()`) or float16
+    (`_is_mkldnn_fp16_supported()`), it takes those dtypes, and it accumulates in float32; elsewhere
+    PyTorch's own kernels run (`slow_conv_transpose2d/3d` for a transposed convolution, which
+    adds the kernel taps in the narrow dtype). A test that pins one kernel's arithmetic runs it
+    here, so that it holds on every CPU."""
+    saved = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = saved
+
+
+def onednn_takes(dtype: torch.dtype) -> bool:
+    """Whether PyTorch's CPU convolutions in this reduced dtype go to oneDNN on this CPU."""
+    check = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}[dtype]
+    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled and bool(
+        getattr(torch.ops.mkldnn, check)())
