@@ -3,10 +3,13 @@
 What is proved: `run` returns every task's result in task order, whatever the thread count;
 a slow thread does not keep the tasks it has not started (the others take them); a task's
 exception reaches the caller; a task that itself calls `run` does not deadlock the pool; and
-the pool's idle workers sleep instead of spinning (they use no CPU time between calls)."""
+the pool's idle workers sleep instead of spinning (they use no CPU time between calls); and a
+worker that wakes on a CPU the call already uses steps aside to a free one, keeping its affinity
+mask (and the mask a user narrowed)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -76,3 +79,75 @@ def test_idle_workers_sleep():
     time.sleep(0.3)
     used = time.process_time() - before[1] - (time.thread_time() - before[0])  # CPU of the other threads
     assert used < 0.05, f"the pool's idle threads used {used:.3f} s of CPU in 0.3 s"
+
+
+def _in_a_thread(fn):
+    """fn() on a fresh thread (affinity changes stay with that thread); returns its result."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+needs_two_cpus = pytest.mark.skipif(
+    workers._current_cpu() is None or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux's sched_getcpu and at least two CPUs this process may use")
+
+
+@needs_two_cpus
+def test_a_worker_on_a_taken_cpu_steps_aside_and_keeps_its_mask():
+    """The nudge of `_step_aside`: a thread on a CPU another thread of the call is on moves to
+    a free one at once, and its affinity mask is the one it had (not a pin)."""
+
+    def scenario():
+        allowed = os.sched_getaffinity(0)
+        here = min(allowed)
+        os.sched_setaffinity(0, {here})      # put the thread on `here`...
+        os.sched_setaffinity(0, allowed)     # ...and let it go again: it stays there for now
+        assert workers._current_cpu() == here
+        taken = {here}
+        workers._step_aside(taken, threading.Lock())
+        return here, workers._current_cpu(), os.sched_getaffinity(0), allowed, taken
+
+    here, now, mask, allowed, taken = _in_a_thread(scenario)
+    assert now != here and now in allowed
+    assert mask == allowed
+    assert taken == {here, now}
+
+
+@needs_two_cpus
+def test_a_worker_stays_where_it_is_when_no_cpu_is_free_or_its_own_is_free():
+    def scenario():
+        allowed = os.sched_getaffinity(0)
+        here = min(allowed)
+        os.sched_setaffinity(0, {here})
+        os.sched_setaffinity(0, allowed)
+        every = set(allowed)
+        workers._step_aside(every, threading.Lock())            # all taken: nowhere to go
+        stayed_when_full = workers._current_cpu() == here and os.sched_getaffinity(0) == allowed
+        other = set()
+        workers._step_aside(other, threading.Lock())            # its CPU is free: it stays, and takes it
+        return stayed_when_full, workers._current_cpu() == here, other == {here}
+
+    assert _in_a_thread(scenario) == (True, True, True)
+
+
+@needs_two_cpus
+def test_a_mask_the_user_narrowed_to_one_cpu_is_kept():
+    def scenario():
+        here = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {here})      # the user's choice for this thread
+        workers._step_aside({here}, threading.Lock())
+        return workers._current_cpu() == here, os.sched_getaffinity(0) == {here}
+
+    assert _in_a_thread(scenario) == (True, True)

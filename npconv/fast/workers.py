@@ -10,6 +10,11 @@ each take the next task number from one counter until none is left, so:
 * a thread that the OS parks (another process's work, PyTorch's OpenMP workers spinning after
   its last call) holds up only the task it is on; the others take the rest;
 * idle workers sleep on a lock, they do not spin: PyTorch's next call gets the cores back;
+* a worker that wakes up on a CPU another thread of the same call is on steps aside to a free
+  one (`_step_aside`). Linux wakes a sleeping thread on its waker's CPU when the other CPUs
+  look busy, and right after a PyTorch call they are: PyTorch's OpenMP workers spin there for
+  about 9 ms (measured on two cores). The worker then shared the caller's CPU while the
+  other ran the spin loop, and two threads took as long as one (bench/README.md);
 * OpenBLAS's own pool is not used: BLAS runs at one thread inside each task (`gemm`);
 * the kernels release the GIL (Numba's `nogil=True`; NumPy releases it inside BLAS), so the
   tasks run in parallel.
@@ -24,7 +29,9 @@ every thread that took one has finished it.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import itertools
+import os
 import threading
 
 _pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
@@ -44,6 +51,59 @@ def _mark_worker() -> None:
     _inside.worker = True
 
 
+def _cpu_finder():
+    """glibc's sched_getcpu (the CPU the calling thread runs on), or None where there is none."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        finder = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    finder.restype = ctypes.c_int
+    finder.argtypes = []
+    return finder
+
+
+_sched_getcpu = _cpu_finder()
+
+
+def _current_cpu() -> int | None:
+    """The CPU the calling thread is on now, or None where that cannot be known."""
+    cpu = _sched_getcpu() if _sched_getcpu is not None else -1
+    return cpu if cpu >= 0 else None
+
+
+def _step_aside(taken: set, lock: threading.Lock) -> None:
+    """Move this thread off a CPU in `taken` (the CPUs of this call's other threads) when it
+    is on one and another CPU it may use is not taken; then record its CPU in `taken`.
+
+    Narrowing the thread's affinity mask migrates it at once; restoring the mask right after
+    leaves it where it now is, free to move again. So this is a nudge, not a pin: under a
+    competing load the scheduler may still move it anywhere the user's mask allows."""
+    cpu = _current_cpu()
+    if cpu is None:
+        return
+    with lock:
+        crowded = cpu in taken
+        if not crowded:
+            taken.add(cpu)
+    if not crowded:
+        return
+    try:
+        allowed = os.sched_getaffinity(0)
+        with lock:
+            free = allowed - taken
+        if not free:
+            return
+        os.sched_setaffinity(0, free)            # moves this thread now...
+        os.sched_setaffinity(0, allowed)         # ...and frees it again where it now is
+    except OSError:      # a mask the user or a container forbids changing: stay put
+        return
+    cpu = _current_cpu()
+    with lock:
+        taken.add(cpu)
+
+
 def run(task, count: int, threads: int) -> list:
     """[task(i) for i in range(count)], on up to `threads` threads (the caller's included)."""
     threads = max(1, min(int(threads), count))
@@ -53,6 +113,11 @@ def run(task, count: int, threads: int) -> list:
     numbers = itertools.count()
     take = threading.Lock()
     failed = []
+    taken = {_current_cpu()}
+
+    def assist():
+        _step_aside(taken, take)
+        work()
 
     def work():
         while not failed:
@@ -66,7 +131,7 @@ def run(task, count: int, threads: int) -> list:
                 failed.append(i)         # the other threads stop after their current task
                 raise
 
-    helpers = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
+    helpers = [_pool(threads - 1).submit(assist) for _ in range(threads - 1)]
     try:
         work()
     finally:
