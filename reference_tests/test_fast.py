@@ -19,6 +19,8 @@ padding mode, channel multiplier, batch and dtype the fast tier claims):
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -27,9 +29,10 @@ from hypothesis import strategies as st
 import npconv
 import npconv.engine
 import npconv.fast
+import npconv.fast.linear
 from npconv import ops
 from npconv.geometry import conv2d_geometry
-from npconv.strategies import Conv2dConfig, conv2d_arrays, conv2d_configs
+from npconv.strategies import VALUE_FAMILIES, Conv2dConfig, conv2d_arrays, conv2d_configs
 from npconv.tolerance import assert_within_bound, bound_from_magnitude, conv2d_magnitude
 
 DTYPES = (np.float16, np.float32, np.float64)
@@ -351,6 +354,87 @@ def test_float16_goes_through_the_fast_tier_widened_to_float32(fast_calls):
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float16)
     y = npconv.conv2d(x, w, padding=1, engine="fast")
     assert y.dtype == np.float16 and len(fast_calls) == 1 and fast_calls[0].in_channels == 2
+
+
+# The fully connected layer (npconv/fast/linear.py)
+# ----------------------------------------------------------------------------------------
+
+
+@st.composite
+def linear_arrays(draw, values=None):
+    """(x (*lead, IN), w (OUT, IN), b (OUT,) or None) of float32 or float64, any side empty
+    or not, values of every family (`special` plants NaN and +-Inf in x)."""
+    lead = draw(st.lists(st.integers(0, 4), min_size=0, max_size=2))
+    in_features, out_features = draw(st.integers(0, 40)), draw(st.integers(0, 40))
+    shape = SimpleNamespace(input_shape=(*lead, in_features), weight_shape=(out_features, in_features),
+                            out_channels=out_features, bias=draw(st.booleans()))
+    dtype = draw(st.sampled_from((np.float32, np.float64)))
+    family = values or draw(st.sampled_from(VALUE_FAMILIES))
+    return draw(conv2d_arrays(shape, dtype=dtype, values=family))
+
+
+@given(arrays=linear_arrays(), threads=st.integers(1, 3))
+def test_fast_linear_within_bound_of_reference_and_counts_equal(arrays, threads):
+    """One BLAS product (split over `threads`) plus the bias: within bound_from_magnitude(M,
+    IN + 1) of the float64 reference, NaN and Inf where the reference has them, and the
+    reference's counts; empty arrays stay on the reference kernel, with its bits."""
+    x, w, b = arrays
+    with npconv.count() as reference_tally:
+        reference = ops.linear(x, w, b)
+    with npconv.count() as fast_tally:
+        fast = _with_threads(threads, lambda: ops.linear(x, w, b, engine="fast"))
+    assert fast.dtype == x.dtype and fast.shape == reference.shape
+    assert _by_op(fast_tally) == _by_op(reference_tally)
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    exact = ops.linear(as64(x), as64(w), as64(b))
+    magnitude = ops.linear(np.abs(as64(x)), np.abs(as64(w)), None if b is None else np.abs(as64(b)))
+    bound = bound_from_magnitude(magnitude, w.shape[1] + (b is not None), x.dtype)
+    bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(x.dtype).max)), np.inf, bound)
+    assert_within_bound(fast, exact, bound, what="fast linear")
+    if not npconv.fast.linear.covers(x.reshape(int(np.prod(x.shape[:-1])), w.shape[1]), w):
+        np.testing.assert_array_equal(fast, reference)
+
+
+@pytest.mark.parametrize("rows, in_features, out_features", [(1, 1024, 1000), (600, 512, 8)],
+                         ids=["classifier: blocks of output features", "tall batch: blocks of rows"])
+def test_fast_linear_split_over_two_threads_within_bound(rows, in_features, out_features):
+    """Large enough for `gemm.matmul` to split the product (the drawn sizes above are not):
+    blocks of W^T's columns (a strided view of W) or of x's rows, each its own BLAS call."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((rows, in_features)).astype(np.float32)
+    w = rng.standard_normal((out_features, in_features)).astype(np.float32)
+    b = rng.standard_normal(out_features).astype(np.float32)
+    assert len(npconv.fast.gemm.blocks(rows, out_features, 2)) == 2
+    fast = _with_threads(2, lambda: ops.linear(x, w, b, engine="fast"))
+    exact = ops.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+    magnitude = ops.linear(np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64)), np.abs(b.astype(np.float64)))
+    assert_within_bound(fast, exact, bound_from_magnitude(magnitude, in_features + 1, np.float32), what="fast linear")
+
+
+def _with_threads(threads, fn):
+    import numba
+
+    saved = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(saved)
+
+
+def test_linear_reaches_the_fast_tier_only_when_asked(monkeypatch):
+    calls = []
+    real = npconv.fast.linear.linear
+    monkeypatch.setattr(npconv.fast.linear, "linear", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    ops.linear(x, w)
+    assert calls == []
+    ops.linear(x, w, engine="fast")
+    with npconv.engine.use("fast"):
+        ops.linear(x[0], w, np.ones(4, np.float32))        # 1-D input: one row
+        ops.linear(np.ones((0, 3), np.float32), w)         # empty: the reference kernel
+        ops.linear(x.astype(np.float16), w.astype(np.float16))  # widened to float32 first
+    assert calls == [(2, 3), (1, 3), (2, 3)]
 
 
 # The products of the pointwise and standard kernels (npconv/fast/gemm.py)

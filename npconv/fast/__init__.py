@@ -17,6 +17,9 @@ What it covers (`covers`), everything else falls back to the reference kernel:
     not covered grouped convolution with 1 < groups < C_in; empty arrays; float16 (the
                 functional API widens it to float32 first, as for the reference)
 
+and, beside the convolutions, the fully connected layer (`ops.linear`, a model's classifier):
+one BLAS product and the bias, `linear.linear`, within bound_from_magnitude(M, IN + 1).
+
 Accuracy. Every output is an inner product of the same n = C_in/groups * KH * KW terms as
 in the reference (+1 for a bias), summed in another order (BLAS blocks and fuses
 multiply-adds); Higham's bound gamma(n) * (sum |x||w| + |b|) holds for any order, so the

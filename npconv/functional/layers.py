@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import counting
+from .. import engine as engines
 from .. import memory
 from ..dtypes import as_kernel_array, compute_dtype, finish
 from ..geometry import check_array, int_pair, int_tuple
@@ -401,11 +402,14 @@ def adaptive_avg_pool3d(input: np.ndarray, output_size) -> np.ndarray:
     return finish(y, input.dtype, unbatched)
 
 
-def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
+           engine: str | None = None) -> np.ndarray:
     """y = x W^T + b over the last dimension.
 
     Shapes: input (*, IN) with at least one dimension, weight (OUT, IN), bias (OUT,) or None;
-    returns (*, OUT). Counts macs (N*OUT*IN for N rows) and bias_adds (N*OUT).
+    returns (*, OUT). Counts macs (N*OUT*IN for N rows) and bias_adds (N*OUT). engine: as for
+    conv2d ("fast": one BLAS product, `npconv/fast/linear.py`; empty arrays stay on the
+    reference kernel).
     """
     op = "linear"
     input = check_array(input, "input", op)
@@ -430,6 +434,13 @@ def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
     w = as_kernel_array(weight, dtype)
     b = np.zeros(0, dtype) if bias is None else as_kernel_array(bias, dtype)
     memory.check_output(op, (x.shape[0], out_features), dtype)
+    if engines.resolve(engine) == "fast":
+        from ..fast import linear as fast_linear  # imported on first use: the reference path never loads it
+
+        if fast_linear.covers(x, w):
+            y, (macs, bias_adds) = fast_linear.linear(x, w, None if bias is None else b)
+            counting.record(op, macs=macs, bias_adds=bias_adds)
+            return finish(y.reshape(input.shape[:-1] + (out_features,)), input.dtype)
     y = np.empty((x.shape[0], out_features), dtype=dtype)
     macs, bias_adds = linear_kernel.linear(x, w, b, bias is not None, y)
     counting.record(op, macs=macs, bias_adds=bias_adds)
