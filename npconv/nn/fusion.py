@@ -48,33 +48,41 @@ def _geometry(conv, input):
 def run_length(modules: list, k: int, input) -> int:
     """How many of modules[k:] run as one fused call on `input` (3 with a ReLU6, 2 without),
     or 0 when modules[k] does not start a run that can be fused (module docstring)."""
+    return plan(modules, k, input)[0]
+
+
+def plan(modules: list, k: int, input):
+    """(run_length(modules, k, input), the convolution's geometry on `input` or None): the
+    geometry that decided it, handed on to `run` so that it is not worked out twice."""
     from .activation import ReLU6
     from .conv import Conv2d
     from .normalization import BatchNorm2d
 
+    none = (0, None)
     if k + 1 >= len(modules) or type(modules[k]) is not Conv2d or type(modules[k + 1]) is not BatchNorm2d:
-        return 0
+        return none
     conv, bn = modules[k], modules[k + 1]
     length = 3 if k + 2 < len(modules) and type(modules[k + 2]) is ReLU6 else 2
     if any(m._forward_hooks or m._forward_pre_hooks for m in modules[k:k + length]):
-        return 0
+        return none
     if bn.training or bn.running_mean is None or bn.num_features != conv.out_channels:
-        return 0
+        return none
     if not isinstance(input, np.ndarray) or input.ndim != 4 or input.dtype not in (np.float32, np.float64):
-        return 0
+        return none
     from .. import fast  # the fast tier, loaded on first use as in functional.conv
 
     try:
         geometry = _geometry(conv, input)
     except (ValueError, TypeError):
-        return 0   # the unfused Conv2d raises it, with the layer's name
-    return length if fast.covers(geometry, input.dtype) else 0
+        return none   # the unfused Conv2d raises it, with the layer's name
+    return (length, geometry) if fast.covers(geometry, input.dtype) else none
 
 
-def run(parent, layers: list, input: np.ndarray) -> np.ndarray:
+def run(parent, layers: list, input: np.ndarray, geometry=None) -> np.ndarray:
     """The fused call for `layers` = [Conv2d, BatchNorm2d] or [Conv2d, BatchNorm2d, ReLU6],
     children of `parent`, on `input` (accepted by `run_length`); each layer's counts are
-    recorded under its own name."""
+    recorded under its own name. `geometry`: the convolution's on `input`, as `plan` gave
+    it (worked out here when None)."""
     from .. import fast
 
     conv, bn = layers[0], layers[1]
@@ -82,7 +90,7 @@ def run(parent, layers: list, input: np.ndarray) -> np.ndarray:
     cast = lambda a: None if a is None else a.astype(dtype, copy=False)  # noqa: E731
     weight, bias = cast(conv.weight), cast(conv.bias)
     scale, shift = fast.batch_norm_scale_shift(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, dtype)
-    g = _geometry(conv, input)
+    g = _geometry(conv, input) if geometry is None else geometry
     memory.check_output("conv2d", (g.batch, g.out_channels, g.out_h, g.out_w), dtype)
     x = np.ascontiguousarray(input)
     y, recorded = fast.conv2d(x, np.ascontiguousarray(weight), None if bias is None else np.ascontiguousarray(bias),

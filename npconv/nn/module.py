@@ -614,9 +614,9 @@ class Sequential(Module):
         fuse = _engine.current() == "fast" and _tape.get() is None   # npconv/nn/fusion.py
         k = 0
         while k < len(modules):
-            length = fusion.run_length(modules, k, input) if fuse else 0
+            length, geometry = fusion.plan(modules, k, input) if fuse else (0, None)
             if length:
-                input = fusion.run(self, modules[k:k + length], input)
+                input = fusion.run(self, modules[k:k + length], input, geometry=geometry)
                 k += length
             else:
                 input = modules[k](input)
