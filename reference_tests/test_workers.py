@@ -119,10 +119,12 @@ def test_a_worker_on_a_taken_cpu_steps_aside_and_keeps_its_mask():
         workers._step_aside(taken, threading.Lock())
         return here, workers._current_cpu(), os.sched_getaffinity(0), allowed, taken
 
+    before = os.sched_getaffinity(0)
     here, now, mask, allowed, taken = _in_a_thread(scenario)
     assert now != here and now in allowed
     assert mask == allowed
     assert taken == {here, now}
+    assert os.sched_getaffinity(0) == before      # the mask is the moving thread's own, not the process's
 
 
 @needs_two_cpus
