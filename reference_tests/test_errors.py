@@ -5,14 +5,17 @@ npconv.conv2d raises ValueError/TypeError if and only if nn.Conv2d (construction
 raises, and the message names the broken rule's subject.
 """
 
+import re
+
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from torch_conv import torch_raises
 
 import npconv
-from npconv.strategies import conv2d_arrays, conv2d_configs, invalid_conv2d_configs
+from npconv.strategies import Conv2dConfig, conv2d_arrays, conv2d_configs, invalid_conv2d_configs
 
 # What the message must mention, per broken rule (npconv's wording follows PyTorch's).
 MENTIONS = {
@@ -55,6 +58,22 @@ def test_invalid_configurations_raise_like_torch(cfg):
     assert theirs is not None, f"the strategy drew a configuration torch accepts: {cfg}"
     assert ours is not None, f"torch raised {theirs!r}, npconv did not"
     assert MENTIONS[cfg.broken] in str(ours), f"{cfg.broken}: message {ours} does not mention it"
+
+
+def test_fewer_output_channels_than_groups_is_refused_for_the_weight_size():
+    """The thorough profile drew 1 output channel for groups=2 under the "not dividing" rule:
+    what fails first there, in PyTorch's functional conv2d and in npconv, is the weight's size,
+    so the strategy now draws more output channels than groups for that rule (an example kept
+    here: its message is the size check's)."""
+    cfg = Conv2dConfig(batch=1, in_channels=2, out_channels=1, groups=2, height=1, width=1, kernel_size=(1, 1),
+                       stride=(1, 1), padding=(0, 0), dilation=(1, 1), padding_mode="zeros", bias=False)
+    x, w, b = _arrays(cfg)
+    message = "Given groups=2, expected weight to be at least 2 at dimension 0, but got weight of size [1, 1, 1, 1] instead"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        npconv.conv2d(x, w, b, **cfg.kwargs())
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, stride=cfg.stride,
+                                   padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups)
 
 
 @given(data=st.data())

@@ -406,7 +406,9 @@ def invalid_conv2d_configs(draw, *, rules=_BREAKERS) -> Conv2dConfig:
         cfg = replace(cfg, groups=neg)
     elif rule == "groups_not_dividing_out_channels":
         groups = draw(st.integers(2, 4))
-        out = draw(st.integers(1, 9).filter(lambda o: o % groups))
+        # more output channels than groups: with fewer, the check that fails first is the
+        # weight's size ("expected weight to be at least {groups}"), another rule's message
+        out = draw(st.integers(groups + 1, 9).filter(lambda o: o % groups))
         cfg = replace(cfg, groups=groups, in_channels=groups * draw(st.integers(1, 3)), out_channels=out)
     elif rule == "channel_mismatch":
         wrong = draw(st.integers(1, cfg.in_channels + 3).filter(lambda c: c != cfg.in_channels))
