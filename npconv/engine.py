@@ -9,7 +9,8 @@ Engines:
     "reference"  npconv/kernels/: one readable Numba loop nest per op, single-threaded,
                  bitwise deterministic, counts incremented per multiply-accumulate.
     "fast"       npconv/fast/: depthwise loop nests on padded, phase-split planes, pointwise
-                 and standard convolution as BLAS matrix products, parallel where it pays.
+                 and standard convolution and the fully connected layer as BLAS matrix
+                 products, parallel where it pays.
                  Property-tested against the reference within the rigorous error bound of
                  npconv.tolerance; configurations it does not cover fall back to the reference.
 
