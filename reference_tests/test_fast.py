@@ -19,7 +19,6 @@ padding mode, channel multiplier, batch and dtype the fast tier claims):
 
 from __future__ import annotations
 
-import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -30,7 +29,6 @@ from hypothesis import strategies as st
 import npconv
 import npconv.engine
 import npconv.fast
-import npconv.fast.depthwise
 import npconv.fast.linear
 from npconv import ops
 from npconv.geometry import conv2d_geometry
@@ -147,41 +145,14 @@ def test_infinite_weight_makes_nan_where_it_meets_zero_padding(cfg):
        threads=st.integers(1, 5))
 def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads):
     """Each output is summed by one task in a fixed order: splitting the channels differently
-    gives the same bits. (The drawn layers are below the size the kernel splits from,
-    `depthwise.MIN_MACS`; the split is forced here.)"""
+    gives the same bits."""
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
     g = _geometry(cfg)
     x4 = x[np.newaxis] if cfg.unbatched else x
     one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
-    with _split_every_depthwise_layer():
-        many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
+    many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
     np.testing.assert_array_equal(one, many)
     assert counts_one == counts_many
-
-
-@contextlib.contextmanager
-def _split_every_depthwise_layer():
-    saved = npconv.fast.depthwise.MIN_MACS
-    npconv.fast.depthwise.MIN_MACS = 0
-    try:
-        yield
-    finally:
-        npconv.fast.depthwise.MIN_MACS = saved
-
-
-def test_a_depthwise_layer_is_split_over_the_threads_only_from_min_macs(monkeypatch):
-    """Below `depthwise.MIN_MACS` one task on the calling thread, from it one per thread."""
-    calls = []
-    real = npconv.fast.depthwise.channels
-    monkeypatch.setattr(npconv.fast.depthwise, "channels", lambda *a: calls.append(a[-2:]) or real(*a))
-    x, w = np.ones((1, 4, 8, 8), np.float32), np.ones((4, 1, 3, 3), np.float32)
-    g = conv2d_geometry(x.shape, w.shape, None, 1, 1, 1, 4, "zeros")
-    npconv.fast.conv2d(x, w, None, g, threads=2)
-    assert calls == [(0, 4)]
-    calls.clear()
-    with _split_every_depthwise_layer():
-        npconv.fast.conv2d(x, w, None, g, threads=2)
-    assert sorted(calls) == [(0, 2), (2, 4)]
 
 
 @given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),

@@ -5,10 +5,7 @@
 (M = C_out / C_in, the channel multiplier): the reference kernel's formula with groups = C_in.
 What changes is the order of the work (see `planes` for the layout):
 
-* the (image, channel) pairs are split into one chunk per thread, each chunk a task of the
-  fast tier's pool (`workers.run`; the kernel releases the GIL), whose worker steps aside
-  from the caller's CPU (`workers._step_aside`): on Numba's TBB `prange`, which it used
-  before, a second thread bought nothing right after a PyTorch call (bench/README.md);
+* the (image, channel) pairs are split into one chunk per thread (`prange`);
 * each channel is copied once into sh * sw padded sub-planes, flat in a buffer that stays in
   L1/L2; the stride is specialised there: at stride 1 the copy is row by row, at stride 2 it
   splits even and odd rows and columns, so that afterwards every tap (p, q) is one
@@ -35,40 +32,18 @@ pixel), so these equal the reference kernel's counts, and non-finite results mat
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from . import workers
 from .epilogue import apply, crop
 from .planes import fill_all, fill_interior, fill_interior_s1, fill_interior_s2, padding_per_row
 
 
-MIN_MACS = 1 << 18   # smaller layers run on the calling thread: a second one measured no faster
-                     # there (MobileNetV1's 512 @14 s2, 0.23 M MACs: 1.19x PyTorch alone, 1.32x on two)
-
-
+@njit(cache=True, parallel=True)
 def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
               sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, threads):
-    """y (overwritten) for x (N, C, H, W), w (C*M, KH, KW), bias, scale, shift (C*M,): the
-    (image, channel) pairs in `threads` contiguous chunks, each chunk one `channels` call on
-    the pool's threads. Returns the chunks' counts summed: (macs, padding_macs, bias_adds,
-    scale_shifts, compares). Every channel is computed the same way whatever the chunks, so
-    the result does not depend on `threads`."""
-    tasks = x.shape[0] * x.shape[1]
-    macs = tasks * (w.shape[0] // x.shape[1]) * y.shape[2] * y.shape[3] * w.shape[1] * w.shape[2]
-    chunks = max(1, min(tasks, int(threads))) if macs >= MIN_MACS else 1
-    counts = workers.run(
-        lambda k: channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
-                           pad_top, pad_left, padded_h, padded_w, mode, k * tasks // chunks, (k + 1) * tasks // chunks),
-        chunks, threads)
-    return tuple(sum(int(c[i]) for c in counts) for i in range(5))
-
-
-@njit(cache=True, nogil=True)
-def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
-             sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, first, last):
-    # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW), its
-    # channels of (image, channel) pairs first..last-1 overwritten (pair t = image t // C, channel t % C)
+    # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
     # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
+    # threads: how many chunks to split the (image, channel) pairs into
     N, C, H, W = x.shape
     CO, KH, KW = w.shape
     M = CO // C
@@ -83,41 +58,44 @@ def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
             a, b = (p * dh) % sh, (q * dw) % sw
             offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
     pad_row = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
+    tasks = N * C
+    chunks = max(1, min(tasks, threads))
     macs = 0
     padding_macs = 0
     bias_adds = 0
     scale_shifts = 0
     compares = 0
-    flat = np.zeros(size, x.dtype)
-    wide = np.empty(L, x.dtype)
-    for task in range(first, last):
-        n = task // C
-        c = task - n * C
-        if mode == 0 and sh == 1 and sw == 1:
-            fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat)
-        elif mode == 0 and sh == 2 and sw == 2:
-            fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat)
-        elif mode == 0:
-            fill_interior(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, flat)
-        else:
-            fill_all(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, padded_h, padded_w, mode, flat)
-        for m in range(M):
-            o = c * M + m
-            if KH == 3 and KW == 3:
-                taps3x3(flat, offsets, w, o, wide)
+    for chunk in prange(chunks):
+        flat = np.zeros(size, x.dtype)
+        wide = np.empty(L, x.dtype)
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            n = task // C
+            c = task - n * C
+            if mode == 0 and sh == 1 and sw == 1:
+                fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat)
+            elif mode == 0 and sh == 2 and sw == 2:
+                fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat)
+            elif mode == 0:
+                fill_interior(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, flat)
             else:
-                taps_any(flat, offsets, w, o, wide)
-            if has_bias or affine or clamp:
-                apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-            counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
-            macs += counted
-            padding_macs += padded
-            if has_bias:
-                bias_adds += kept
-            if affine:
-                scale_shifts += kept
-            if clamp:
-                compares += 2 * kept
+                fill_all(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, padded_h, padded_w, mode, flat)
+            for m in range(M):
+                o = c * M + m
+                if KH == 3 and KW == 3:
+                    taps3x3(flat, offsets, w, o, wide)
+                else:
+                    taps_any(flat, offsets, w, o, wide)
+                if has_bias or affine or clamp:
+                    apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+                counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
+                macs += counted
+                padding_macs += padded
+                if has_bias:
+                    bias_adds += kept
+                if affine:
+                    scale_shifts += kept
+                if clamp:
+                    compares += 2 * kept
     return macs, padding_macs, bias_adds, scale_shifts, compares
 
 

@@ -3,8 +3,8 @@
     results = run(task, count, threads)      # [task(0), task(1), ..., task(count - 1)]
 
 The standard convolution hands it its blocks of output rows, `gemm.matmul` its blocks of a
-product's output, the depthwise kernel its chunks of channels (it ran on Numba's TBB `prange`
-until the step-aside below made this pool faster for it too). The calling thread and `threads - 1` workers of a `concurrent.futures` pool
+product's output (the depthwise kernel is a Numba `prange` loop, which measured faster on its
+small tasks). The calling thread and `threads - 1` workers of a `concurrent.futures` pool
 each take the next task number from one counter until none is left, so:
 
 * a thread that the OS parks (another process's work, PyTorch's OpenMP workers spinning after
