@@ -59,8 +59,14 @@ def _exact_and_bound(cfg: Conv2dConfig, x, w, b):
     exact = npconv.conv2d(as64(x), as64(w), as64(b), **cfg.kwargs(), engine="reference")
     magnitude = conv2d_magnitude(x, w, b, **cfg.kwargs())
     n = (cfg.in_channels // cfg.groups) * cfg.kernel_size[0] * cfg.kernel_size[1] + (1 if cfg.bias else 0)
-    bound = bound_from_magnitude(magnitude, n, x.dtype)
-    return exact, np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(x.dtype).max)), np.inf, bound)
+    return exact, _rounding_bound(magnitude, n, x.dtype)
+
+
+def _rounding_bound(magnitude, n, dtype):
+    """bound_from_magnitude(M, n, dtype), not judged (inf) where M passes the dtype's largest
+    number (there the result may overflow to Inf where the exact value does not)."""
+    bound = bound_from_magnitude(magnitude, n, dtype)
+    return np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(dtype).max)), np.inf, bound)
 
 
 def _check_against_reference(cfg: Conv2dConfig, x, w, b):
@@ -388,8 +394,7 @@ def test_fast_linear_within_bound_of_reference_and_counts_equal(arrays, threads)
     as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
     exact = ops.linear(as64(x), as64(w), as64(b))
     magnitude = ops.linear(np.abs(as64(x)), np.abs(as64(w)), None if b is None else np.abs(as64(b)))
-    bound = bound_from_magnitude(magnitude, w.shape[1] + (b is not None), x.dtype)
-    bound = np.where(np.isfinite(magnitude) & (magnitude > float(np.finfo(x.dtype).max)), np.inf, bound)
+    bound = _rounding_bound(magnitude, w.shape[1] + (b is not None), x.dtype)
     assert_within_bound(fast, exact, bound, what="fast linear")
     if not npconv.fast.linear.covers(x.reshape(int(np.prod(x.shape[:-1])), w.shape[1]), w):
         np.testing.assert_array_equal(fast, reference)

@@ -16,7 +16,7 @@ What stays the same as the three separate calls:
   * counts: each layer's counts land under its own qualified name and op ("conv2d" under the
     convolution, "batch_norm2d" under the BatchNorm, "relu6" under the ReLU6), so a tally by
     layer or by op is the one the reference engine gives (reference_tests/test_fusion.py);
-  * errors: anything the three layers would refuse is not fused (`run_length` returns 0)
+  * errors: anything the three layers would refuse is not fused (`plan` returns 0)
     and runs unfused, so it gets the unfused layer's message, with the layer's name.
 
 A run is fused only when all of this holds, else it runs layer by layer as usual:
@@ -45,15 +45,11 @@ def _geometry(conv, input):
                            conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
 
 
-def run_length(modules: list, k: int, input) -> int:
-    """How many of modules[k:] run as one fused call on `input` (3 with a ReLU6, 2 without),
-    or 0 when modules[k] does not start a run that can be fused (module docstring)."""
-    return plan(modules, k, input)[0]
-
-
 def plan(modules: list, k: int, input):
-    """(run_length(modules, k, input), the convolution's geometry on `input` or None): the
-    geometry that decided it, handed on to `run` so that it is not worked out twice."""
+    """(length, geometry): how many of modules[k:] run as one fused call on `input` (3 with a
+    ReLU6, 2 without), or 0 when modules[k] does not start a run that can be fused (module
+    docstring); and the convolution's geometry on `input` that decided it (None with 0),
+    handed on to `run` so that it is not worked out twice."""
     from .activation import ReLU6
     from .conv import Conv2d
     from .normalization import BatchNorm2d
@@ -80,7 +76,7 @@ def plan(modules: list, k: int, input):
 
 def run(parent, layers: list, input: np.ndarray, geometry=None) -> np.ndarray:
     """The fused call for `layers` = [Conv2d, BatchNorm2d] or [Conv2d, BatchNorm2d, ReLU6],
-    children of `parent`, on `input` (accepted by `run_length`); each layer's counts are
+    children of `parent`, on `input` (accepted by `plan`); each layer's counts are
     recorded under its own name. `geometry`: the convolution's on `input`, as `plan` gave
     it (worked out here when None)."""
     from .. import fast
