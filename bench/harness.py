@@ -66,6 +66,23 @@ def start_pools(T: int) -> None:
 
     torch.set_num_threads(T)
     numba.set_num_threads(T)
+    warm_allocator()
+
+
+def warm_allocator() -> None:
+    """Leave glibc's allocator as any model run leaves it, before timing single layers.
+
+    glibc serves a block above its mmap threshold (128 KiB at start) with fresh pages from
+    the kernel, and raises the threshold to the size of a freed block of at most 32 MiB.
+    In a fresh process that has not yet freed such a block, PyTorch's depthwise 32@112 took
+    2.4 ms on one thread here, 1,144 page faults per call (its output and oneDNN's buffers),
+    against 0.25 ms with none once eight 4 MiB tensors had been freed (bench/README.md).
+    Building or running a model frees such blocks; a layer timed in isolation would
+    otherwise time the kernel's page faults, not the kernel."""
+    import torch
+
+    blocks = [torch.empty(1 << 20) for _ in range(8)]     # 4 MiB each, freed at once
+    del blocks
 
 
 def machine(T: int) -> dict:

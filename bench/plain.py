@@ -8,6 +8,7 @@ runs in a fresh interpreter that sets no environment variable and does, in this 
     import numpy, torch, npconv, numba
     torch.set_num_threads(T); numba.set_num_threads(T)
     threadpoolctl.threadpool_limits(T, user_api="blas")      # NumPy's OpenBLAS at T threads too
+    harness.warm_allocator()         # glibc's allocator as a model run leaves it (harness.py)
 
 and then times PyTorch (`torch.no_grad()`) and npconv's fast engine interleaved
 (harness.interleaved: medians after warm-up, the order rotating every round) on:
@@ -21,9 +22,13 @@ spread between processes as well as within one. `--load` adds a competing load f
 measurement: a busy loop in another process (bounded: it stops after --load-seconds, or when
 this script ends), which keeps one of this machine's cores busy as another user's job would.
 
-Then it times each library alone, its calls back to back (column "each alone"): interleaved,
-every npconv call follows a PyTorch call, whose OpenMP workers spin for a while after it and
-share the cores with npconv's threads; alone, neither follows the other.
+Then it times each library alone, its calls back to back (column "each alone"), each after
+30 ms of its own calls untimed: interleaved, every npconv call follows a PyTorch call, whose
+OpenMP workers spin for about 9 ms after it and share the cores with npconv's threads; alone,
+neither follows the other, nor runs while the other's workers spin. (Until December 2026 the
+alone timing began right after the other library's last call: for the layers, all of it fell
+in that window. A 50 ms pause instead timed a cold CPU: this VM takes milliseconds to come
+back to speed after an idle spell.)
 
     python bench/plain.py                 writes bench/results/plain.{json,md}
     python bench/plain.py --load          writes bench/results/load.{json,md}
@@ -46,13 +51,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 CHILD = r"""
-import json, sys
+import json, sys, time
 T = int(sys.argv[1])
 import numpy as np, torch, npconv, numba, threadpoolctl
 sys.path.insert(0, "BENCH"); sys.path.insert(0, "TESTS")
 torch.set_num_threads(T); numba.set_num_threads(T)
 threadpoolctl.threadpool_limits(T, user_api="blas")
 import harness
+harness.warm_allocator()   # as a model run leaves it (the models below are built before any timing, too)
 from layers import LAYERS, layer_arrays
 
 rng = np.random.default_rng(0)
@@ -92,9 +98,15 @@ with torch.no_grad():
         model = kind.startswith("MobileNet")
         repeats, warmup = (12, 2) if model else (30, 3)
         timed = harness.interleaved({"torch": torch_fn, "fast": fast_fn}, repeats, warmup=warmup)
-        # each alone: its calls back to back, none right after the other library's
-        alone = {key: harness.interleaved({key: fn}, repeats, warmup=warmup)[key]["median_ms"]
-                 for key, fn in (("torch", torch_fn), ("fast", fast_fn))}
+        # each alone: its calls back to back, after 30 ms of them untimed, longer than the other
+        # library's workers spin after its last call (PyTorch's libgomp workers about 9 ms: 30
+        # calls of a small layer fit in that window); a pause instead would time a cold CPU
+        alone = {}
+        for key, fn in (("torch", torch_fn), ("fast", fast_fn)):
+            until = time.perf_counter() + 0.03
+            while time.perf_counter() < until:
+                fn()
+            alone[key] = harness.interleaved({key: fn}, repeats, warmup=warmup)[key]["median_ms"]
         rows.append({"case": name, "kind": kind, "torch_ms": timed["torch"]["median_ms"], "fast_ms": timed["fast"]["median_ms"],
                      "torch_p90_ms": timed["torch"]["p90_ms"], "fast_p90_ms": timed["fast"]["p90_ms"],
                      "torch_alone_ms": alone["torch"], "fast_alone_ms": alone["fast"]})
