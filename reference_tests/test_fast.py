@@ -391,11 +391,7 @@ def test_fast_linear_within_bound_of_reference_and_counts_equal(arrays, threads)
         fast = _with_threads(threads, lambda: ops.linear(x, w, b, engine="fast"))
     assert fast.dtype == x.dtype and fast.shape == reference.shape
     assert _by_op(fast_tally) == _by_op(reference_tally)
-    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
-    exact = ops.linear(as64(x), as64(w), as64(b))
-    magnitude = ops.linear(np.abs(as64(x)), np.abs(as64(w)), None if b is None else np.abs(as64(b)))
-    bound = _rounding_bound(magnitude, w.shape[1] + (b is not None), x.dtype)
-    assert_within_bound(fast, exact, bound, what="fast linear")
+    assert_within_bound(fast, *_linear_exact_and_bound(x, w, b), what="fast linear")
     if not npconv.fast.linear.covers(x.reshape(int(np.prod(x.shape[:-1])), w.shape[1]), w):
         np.testing.assert_array_equal(fast, reference)
 
@@ -411,9 +407,16 @@ def test_fast_linear_split_over_two_threads_within_bound(rows, in_features, out_
     b = rng.standard_normal(out_features).astype(np.float32)
     assert len(npconv.fast.gemm.blocks(rows, out_features, 2)) == 2
     fast = _with_threads(2, lambda: ops.linear(x, w, b, engine="fast"))
-    exact = ops.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
-    magnitude = ops.linear(np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64)), np.abs(b.astype(np.float64)))
-    assert_within_bound(fast, exact, bound_from_magnitude(magnitude, in_features + 1, np.float32), what="fast linear")
+    assert_within_bound(fast, *_linear_exact_and_bound(x, w, b), what="fast linear")
+
+
+def _linear_exact_and_bound(x, w, b):
+    """The float64 reference of x @ w.T + b and the rounding bound of x's dtype around it
+    (IN products and the bias per output)."""
+    as64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    exact = ops.linear(as64(x), as64(w), as64(b))
+    magnitude = ops.linear(np.abs(as64(x)), np.abs(as64(w)), None if b is None else np.abs(as64(b)))
+    return exact, _rounding_bound(magnitude, w.shape[1] + (b is not None), x.dtype)
 
 
 def _with_threads(threads, fn):

@@ -99,6 +99,12 @@ def _in_a_thread(fn):
     return box["result"]
 
 
+def _settle_on(cpu, allowed):
+    """Move this thread to `cpu` and give it back its mask `allowed`: it stays there for now."""
+    os.sched_setaffinity(0, {cpu})
+    os.sched_setaffinity(0, allowed)
+
+
 needs_two_cpus = pytest.mark.skipif(
     workers._current_cpu() is None or len(os.sched_getaffinity(0)) < 2,
     reason="needs Linux's sched_getcpu and at least two CPUs this process may use")
@@ -112,8 +118,7 @@ def test_a_worker_on_a_taken_cpu_steps_aside_and_keeps_its_mask():
     def scenario():
         allowed = os.sched_getaffinity(0)
         here = min(allowed)
-        os.sched_setaffinity(0, {here})      # put the thread on `here`...
-        os.sched_setaffinity(0, allowed)     # ...and let it go again: it stays there for now
+        _settle_on(here, allowed)
         assert workers._current_cpu() == here
         taken = {here}
         workers._step_aside(taken, threading.Lock())
@@ -132,8 +137,7 @@ def test_a_worker_stays_where_it_is_when_no_cpu_is_free_or_its_own_is_free():
     def scenario():
         allowed = os.sched_getaffinity(0)
         here = min(allowed)
-        os.sched_setaffinity(0, {here})
-        os.sched_setaffinity(0, allowed)
+        _settle_on(here, allowed)
         every = set(allowed)
         workers._step_aside(every, threading.Lock())            # all taken: nowhere to go
         stayed_when_full = workers._current_cpu() == here and os.sched_getaffinity(0) == allowed

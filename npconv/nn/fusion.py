@@ -74,11 +74,11 @@ def plan(modules: list, k: int, input):
     return (length, geometry) if fast.covers(geometry, input.dtype) else none
 
 
-def run(parent, layers: list, input: np.ndarray, geometry=None) -> np.ndarray:
+def run(parent, layers: list, input: np.ndarray, geometry) -> np.ndarray:
     """The fused call for `layers` = [Conv2d, BatchNorm2d] or [Conv2d, BatchNorm2d, ReLU6],
     children of `parent`, on `input` (accepted by `plan`); each layer's counts are
     recorded under its own name. `geometry`: the convolution's on `input`, as `plan` gave
-    it (worked out here when None)."""
+    it."""
     from .. import fast
 
     conv, bn = layers[0], layers[1]
@@ -86,11 +86,10 @@ def run(parent, layers: list, input: np.ndarray, geometry=None) -> np.ndarray:
     cast = lambda a: None if a is None else a.astype(dtype, copy=False)  # noqa: E731
     weight, bias = cast(conv.weight), cast(conv.bias)
     scale, shift = fast.batch_norm_scale_shift(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, dtype)
-    g = _geometry(conv, input) if geometry is None else geometry
-    memory.check_output("conv2d", (g.batch, g.out_channels, g.out_h, g.out_w), dtype)
+    memory.check_output("conv2d", geometry.output_shape, dtype)
     x = np.ascontiguousarray(input)
     y, recorded = fast.conv2d(x, np.ascontiguousarray(weight), None if bias is None else np.ascontiguousarray(bias),
-                              g, scale=scale, shift=shift, relu6=len(layers) == 3)
+                              geometry, scale=scale, shift=shift, relu6=len(layers) == 3)
     for layer, (op, counters) in zip(layers, (("conv2d", recorded["conv"]), ("batch_norm2d", recorded["batch_norm2d"]),
                                               ("relu6", recorded.get("relu6")))):
         with counting.scope(parent._name_of(layer)):
