@@ -41,10 +41,11 @@ loop); `conv2d` returns them, the caller records them under the reference's op n
 tests hold them equal to the reference's counts.
 
 Threads: each kernel splits its work into chunks for `threads` threads, by default
-`numba.get_num_threads()` (set it with `numba.set_num_threads`). The depthwise kernel and the
-pointwise epilogue are Numba `prange` loops; the GEMMs (`gemm.matmul`) and the standard
-convolution's blocks of output rows run as tasks of npconv's own pool (`workers.run`: the
-calling thread and sleeping workers take tasks from one counter, BLAS at one thread inside).
+`numba.get_num_threads()` (set it with `numba.set_num_threads`). The depthwise kernel is a
+Numba `prange` loop; the GEMMs (`gemm.matmul`, the pointwise epilogue run by each block on
+its own part) and the standard convolution's blocks of output rows run as tasks of npconv's
+own pool (`workers.run`: the calling thread and sleeping workers take tasks from one counter,
+BLAS at one thread inside).
 Importing npconv asks Numba for its TBB layer, else its workqueue layer, rather than its
 OpenMP one, whose workers spin between calls and take cores from PyTorch's pool
 (npconv/_threads.py; the user's own choice is kept). bench/README.md measures how these

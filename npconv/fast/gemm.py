@@ -76,12 +76,23 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int) -> None:
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int, finish=None) -> list:
     """out = a @ b for a (M, K), b (K, L), out (M, L) (rows of unit stride), one dtype: the
     `blocks` of out at once on `workers.run`'s threads, each a single-threaded BLAS call
-    (module docstring)."""
+    (module docstring). `finish(rows, columns)`, when given, runs on the same thread right
+    after each block's product, on that block (row and column ranges as (start, stop)), while
+    it is still in cache; matmul returns what each call returned, in block order ([] without
+    `finish`)."""
     M, K = a.shape
     L = b.shape[1]
     parts = blocks(M, L, threads if M * K * L >= MIN_MACS else 1)
+
+    def task(k):
+        rows, columns = parts[k]
+        product(a[rows], b[:, columns], out[rows, columns])
+        if finish is not None:
+            return finish(rows.indices(M)[:2], columns.indices(L)[:2])
+
     with blas_one_thread():
-        workers.run(lambda k: product(a[parts[k][0]], b[:, parts[k][1]], out[parts[k]]), len(parts), threads)
+        done = workers.run(task, len(parts), threads)
+    return done if finish is not None else []

@@ -6,8 +6,9 @@ On NCHW memory an image's channels are the rows of a (C_in, H*W) matrix, so a 1x
 convolution is exactly one GEMM per image, (C_out x C_in) @ (C_in x OH*OW), with no copy at
 stride 1 (at stride > 1 the kept pixels are gathered first); `gemm.matmul` runs it as
 `threads` blocks (of pixels or of output channels, whichever is longer), each a
-single-threaded BLAS call. Bias, BatchNorm and ReLU6 then run over each output row in a
-parallel Numba pass (`epilogue.apply`).
+single-threaded BLAS call. Bias, BatchNorm and ReLU6 then run over the block on the same
+thread, right after its product, while it is in cache (`finish_block`, `epilogue.apply` on
+each of its rows): one fork and join per image for the whole layer.
 
 BLAS sums each output's C_in products in an order of its own (blocked, with fused
 multiply-adds); the error bound of npconv.tolerance holds for every order, so the result is
@@ -16,31 +17,25 @@ within it of the reference (tested), but not bitwise equal to it.
 Counts: `macs` += C_out * C_in * OH * OW in the loop that issues the GEMMs, once per GEMM
 issued (BLAS does not report what it executed; the count is what that call is asked to do,
 and it asks for nothing else). padding_macs = 0 (no padding). bias_adds, scale_shifts,
-compares from the epilogue's loops.
+compares from the epilogue's loops (`finish_block` returns the pixels it finished).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import gemm
 from .epilogue import apply
 
 
-@njit(cache=True, parallel=True)
-def finish_rows(y, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
-    # y: (N, C_out, L) updated in place: each row (n, o) goes through epilogue.apply
-    # returns (bias_adds, scale_shifts, compares)
-    N, CO, L = y.shape
-    rows = N * CO
-    chunks = max(1, min(rows, threads))
+@njit(cache=True, nogil=True)
+def finish_block(y, row0, row1, col0, col1, bias, has_bias, scale, shift, affine, lo, hi, clamp):
+    # y: (C_out, L) one image's product; rows row0:row1 (output channels), columns col0:col1
+    # (pixels) go through epilogue.apply in place. Returns the pixels finished.
     kept = 0
-    for chunk in prange(chunks):
-        for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
-            n = row // CO
-            o = row - n * CO
-            apply(y[n, o], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-            kept += L
-    return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
+    for o in range(row0, row1):
+        apply(y[o, col0:col1], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+        kept += col1 - col0
+    return kept
 
 
 def pointwise(x, w, sh, sw, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
@@ -54,11 +49,13 @@ def pointwise(x, w, sh, sw, bias, has_bias, scale, shift, affine, lo, hi, clamp,
     columns = x.reshape(N, C, OH * OW)
     weights = w.reshape(CO, C)
     y = np.empty((N, CO, OH * OW), dtype=x.dtype)
-    macs = 0
+    epilogue = (bias, has_bias, scale, shift, affine, lo, hi, clamp)
+    fused = has_bias or affine or clamp
+    macs = kept = 0
     for n in range(N):
-        gemm.matmul(weights, columns[n], y[n], threads)
+        image = y[n]
+        finish = (lambda rows, cols: finish_block(image, *rows, *cols, *epilogue)) if fused else None
+        kept += sum(gemm.matmul(weights, columns[n], image, threads, finish))
         macs += CO * C * OH * OW
-    epilogue = (0, 0, 0)
-    if has_bias or affine or clamp:
-        epilogue = finish_rows(y, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
-    return y.reshape(N, CO, OH, OW), (macs, 0) + tuple(int(k) for k in epilogue)
+    counts = (macs, 0, kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
+    return y.reshape(N, CO, OH, OW), counts
