@@ -39,6 +39,24 @@ from .. import counting, memory
 from ..geometry import conv2d_geometry
 
 
+_imported = None
+
+
+def _imports():
+    """(Conv2d, BatchNorm2d, ReLU6, npconv.fast), imported on the first call (the layers'
+    modules import this one through npconv.nn.module; the fast tier loads Numba) and kept:
+    an import statement in `plan` cost about a microsecond a layer on every forward."""
+    global _imported
+    if _imported is None:
+        from .. import fast
+        from .activation import ReLU6
+        from .conv import Conv2d
+        from .normalization import BatchNorm2d
+
+        _imported = (Conv2d, BatchNorm2d, ReLU6, fast)
+    return _imported
+
+
 def _geometry(conv, input):
     """The geometry of `conv` (an npconv.nn.Conv2d) on `input`: what its forward validates."""
     return conv2d_geometry(input.shape, conv.weight.shape, None if conv.bias is None else conv.bias.shape,
@@ -50,10 +68,7 @@ def plan(modules: list, k: int, input):
     ReLU6, 2 without), or 0 when modules[k] does not start a run that can be fused (module
     docstring); and the convolution's geometry on `input` that decided it (None with 0),
     handed on to `run` so that it is not worked out twice."""
-    from .activation import ReLU6
-    from .conv import Conv2d
-    from .normalization import BatchNorm2d
-
+    Conv2d, BatchNorm2d, ReLU6, fast = _imports()
     none = (0, None)
     if k + 1 >= len(modules) or type(modules[k]) is not Conv2d or type(modules[k + 1]) is not BatchNorm2d:
         return none
@@ -65,8 +80,6 @@ def plan(modules: list, k: int, input):
         return none
     if not isinstance(input, np.ndarray) or input.ndim != 4 or input.dtype not in (np.float32, np.float64):
         return none
-    from .. import fast  # the fast tier, loaded on first use as in functional.conv
-
     try:
         geometry = _geometry(conv, input)
     except (ValueError, TypeError):
@@ -79,8 +92,7 @@ def run(parent, layers: list, input: np.ndarray, geometry) -> np.ndarray:
     children of `parent`, on `input` (accepted by `plan`); each layer's counts are
     recorded under its own name. `geometry`: the convolution's on `input`, as `plan` gave
     it."""
-    from .. import fast
-
+    fast = _imports()[3]
     conv, bn = layers[0], layers[1]
     dtype = input.dtype
     cast = lambda a: None if a is None else a.astype(dtype, copy=False)  # noqa: E731
@@ -90,8 +102,9 @@ def run(parent, layers: list, input: np.ndarray, geometry) -> np.ndarray:
     x = np.ascontiguousarray(input)
     y, recorded = fast.conv2d(x, np.ascontiguousarray(weight), None if bias is None else np.ascontiguousarray(bias),
                               geometry, scale=scale, shift=shift, relu6=len(layers) == 3)
-    for layer, (op, counters) in zip(layers, (("conv2d", recorded["conv"]), ("batch_norm2d", recorded["batch_norm2d"]),
-                                              ("relu6", recorded.get("relu6")))):
-        with counting.scope(parent._name_of(layer)):
-            counting.record(op, **counters)
+    if counting.counting():   # (each scope costs a microsecond or two: skipped when nothing counts)
+        for layer, (op, counters) in zip(layers, (("conv2d", recorded["conv"]), ("batch_norm2d", recorded["batch_norm2d"]),
+                                                  ("relu6", recorded.get("relu6")))):
+            with counting.scope(parent._name_of(layer)):
+                counting.record(op, **counters)
     return y
