@@ -398,9 +398,11 @@ def test_fast_linear_within_bound_of_reference_and_counts_equal(arrays, threads)
 
 @pytest.mark.parametrize("rows, in_features, out_features", [(1, 1024, 1000), (600, 512, 8)],
                          ids=["classifier: blocks of output features", "tall batch: blocks of rows"])
-def test_fast_linear_split_over_two_threads_within_bound(rows, in_features, out_features):
-    """Large enough for `gemm.matmul` to split the product (the drawn sizes above are not):
-    blocks of W^T's columns (a strided view of W) or of x's rows, each its own BLAS call."""
+def test_fast_linear_split_over_two_threads_within_bound(rows, in_features, out_features, monkeypatch):
+    """`gemm.matmul` splits the product (with MIN_MACS at 0: at its default these products,
+    like the drawn ones above, stay on one thread): blocks of W^T's columns (a strided view of
+    W) or of x's rows, each its own BLAS call."""
+    monkeypatch.setattr(npconv.fast.gemm, "MIN_MACS", 0)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((rows, in_features)).astype(np.float32)
     w = rng.standard_normal((out_features, in_features)).astype(np.float32)
