@@ -7,7 +7,7 @@ each call. In a process that also runs PyTorch, they keep a core busy that PyTor
 operation needs (on two cores PyTorch's pointwise layers ran 2-3x slower beside them,
 bench/README.md), and under a competing load OpenBLAS's static split waits for the worker the
 scheduler parked. So npconv asks BLAS for one thread during its own products, and splits
-each product into `threads` blocks of the longer side of `out`: columns of b (pixels) for
+each product of at least MIN_MACS multiply-adds into `threads` blocks of the longer side of `out`: columns of b (pixels) for
 the wide products of the early layers, rows of a (output channels) for the tall ones of the
 late layers, so that each block packs only its own part of the large operand. The blocks run
 as tasks of the fast tier's own pool (`workers.run`: the calling thread and sleeping
