@@ -13,8 +13,8 @@ What changes is the order of the work (see `planes` for the layout):
 * for the 3x3 kernel (every MobileNet depthwise layer) the nine weights sit in registers and
   each wide-grid output is one expression of nine products, summed in the reference's (p, q)
   order; other kernel sizes add one tap stream at a time;
-* the wide grid is cropped to OW columns into y while it is in cache, bias, BatchNorm (a
-  scale and a shift) and ReLU6 applied to each kept pixel on the way (`epilogue.crop`).
+* bias, BatchNorm (a scale and a shift) and ReLU6 are applied to the wide grid while it is
+  in cache (`epilogue.apply`), which is then cropped to OW columns into y (`epilogue.crop`).
 
 A channel costs a few long loops, not one loop per output row, which is what keeps the
 7x7 and 14x14 layers (1,024 and 512 channels of 49 and 196 pixels) from drowning in loop
@@ -34,7 +34,7 @@ pixel), so these equal the reference kernel's counts, and non-finite results mat
 import numpy as np
 from numba import njit, prange
 
-from .epilogue import crop
+from .epilogue import apply, crop
 from .planes import fill_all, fill_interior, fill_interior_s1, fill_interior_s2, padding_per_row
 
 
@@ -85,8 +85,9 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
                     taps3x3(flat, offsets, w, o, wide)
                 else:
                     taps_any(flat, offsets, w, o, wide)
-                counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row,
-                                             bias, has_bias, scale, shift, affine, lo, hi, clamp)
+                if has_bias or affine or clamp:
+                    apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+                counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
                 macs += counted
                 padding_macs += padded
                 if has_bias:

@@ -40,7 +40,7 @@ from numba import njit
 
 from ..kernels.pad2d import source_index
 from . import gemm, workers
-from .epilogue import crop
+from .epilogue import apply, crop
 from .planes import border_columns, border_rows
 
 # Output columns (rows * WJ) per block: the block's output (C_out x this) and its pack
@@ -98,7 +98,9 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
     block = y[n:n + 1, :, i0:i0 + pad_row.shape[0]]
     kept = 0
     for o in range(CO):
-        _, _, k = crop(wide[o], WJ, block, 0, o, taps, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+        if has_bias or affine or clamp:
+            apply(wide[o], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+        _, _, k = crop(wide[o], WJ, block, 0, o, taps, pad_row)
         kept += k
     return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
 
