@@ -1,18 +1,19 @@
 """The fast tier's matrix products: BLAS at one thread, each product split over npconv's own threads.
 
-    matmul(a, b, out, threads)      out = a @ b
+    matmul(a, b, out, threads)           out = a @ b
+    matmul(a, b, out, threads, finish)   the same, finish(rows, columns) run on each block after it
 
 NumPy's OpenBLAS parallelises a product on its own pool, whose workers spin for a while after
 each call. In a process that also runs PyTorch, they keep a core busy that PyTorch's next
 operation needs (on two cores PyTorch's pointwise layers ran 2-3x slower beside them,
 bench/README.md), and under a competing load OpenBLAS's static split waits for the worker the
-scheduler parked. So npconv asks BLAS for one thread during its own products, and splits
-each product of at least MIN_MACS multiply-adds into `threads` blocks of the longer side of `out`: columns of b (pixels) for
-the wide products of the early layers, rows of a (output channels) for the tall ones of the
-late layers, so that each block packs only its own part of the large operand. The blocks run
-as tasks of the fast tier's own pool (`workers.run`: the calling thread and sleeping
-workers); NumPy releases the GIL inside BLAS. BLAS's thread count is restored after each
-call, so the user's own NumPy products keep theirs.
+scheduler parked. So npconv asks BLAS for one thread during its own products, and splits each
+product of at least MIN_MACS multiply-adds into `threads` blocks of the longer side of `out`:
+columns of b (pixels) for the wide products of the early layers, rows of a (output channels)
+for the tall ones of the late layers, so that each block packs only its own part of the large
+operand. The blocks run as tasks of the fast tier's own pool (`workers.run`: the calling
+thread and sleeping workers); NumPy releases the GIL inside BLAS. BLAS's thread count is
+restored after each call, so the user's own NumPy products keep theirs.
 
 Accuracy: each output is still one BLAS inner product over the full inner dimension (the
 split is by rows or columns, never by k), so the error bound of the caller holds unchanged.
