@@ -160,7 +160,13 @@ def test_arithmetic_matches_torch_within_bound(op, dtype, data):
         # alphas exact in every dtype (the bound takes alpha as exact)
         alpha = data.draw(st.one_of(st.sampled_from([1, 1.0, 2, -1, 0, 0.5]), st.floats(-8, 8, width=16)),
                           label="alpha")
+    _check_arithmetic(op, dtype, a, b, alpha, shape)
 
+
+def _check_arithmetic(op, dtype, a, b, alpha, shape):
+    """torch's and npconv's `op` on a, b (alpha for add and sub) in `dtype`: both within the
+    bound of npconv's float64 result, bit-equal to each other at alpha = 1, counted as the
+    closed forms say."""
     with npconv.count() as tally:
         ours = _run_npconv(op, a, b, alpha)
     theirs = _run_torch(op, a, b, alpha)
@@ -184,6 +190,26 @@ def test_arithmetic_matches_torch_within_bound(op, dtype, data):
     assert counts[COUNT_KIND[op]] == n
     if op in ("add", "sub"):
         assert counts["muls"] == formulas.alpha_muls(n, alpha)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("op", ["add", "sub"])
+def test_an_alpha_product_that_overflows_beside_an_infinity(op, dtype):
+    """Found by the thorough profile: torch.add(-inf, 2**1023, alpha=2) in float64 is -inf,
+    npconv's is NaN. PyTorch's CPU kernel fuses a + alpha*b, so alpha*b = 2**1024 is never
+    rounded and -inf survives; npconv rounds alpha*b to +inf first, and -inf + inf is NaN.
+    float32 is the same; in float16 the two swap (PyTorch rounds alpha*b to float16 first,
+    npconv computes in float32). Both orders are legitimate, so where alpha*b may overflow the
+    dtype beside an infinite a, the bound leaves the position unjudged, as it already did beside
+    a finite one. The other positions are judged: a NaN stays NaN, a finite a gives the
+    infinity both orders agree on, and alpha*b that fits leaves a's infinity."""
+    dtype = np.dtype(dtype)
+    big = 2.0 ** (int(np.finfo(dtype).maxexp) - 1)              # alpha * big overflows the dtype
+    a = np.array([-np.inf, np.inf, np.nan, 1.0, -np.inf, np.inf], dtype)
+    b = np.array([big, big, big, big, 1.0, 1.0], dtype)
+    _check_arithmetic(op, dtype, a, b, 2, a.shape)
+    bound = BOUNDS[op](a, b, dtype, 2)
+    assert bound[:2].tolist() == [np.inf, np.inf] and bound[2] == bound[4] == bound[5] == 0
 
 
 @pytest.mark.parametrize("op", ARITHMETIC)
