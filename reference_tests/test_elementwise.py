@@ -199,10 +199,12 @@ def test_an_alpha_product_that_overflows_beside_an_infinity(op, dtype):
     npconv's is NaN. PyTorch's CPU kernel fuses a + alpha*b, so alpha*b = 2**1024 is never
     rounded and -inf survives; npconv rounds alpha*b to +inf first, and -inf + inf is NaN.
     float32 is the same; in float16 the two swap (PyTorch rounds alpha*b to float16 first,
-    npconv computes in float32). Both orders are legitimate, so where alpha*b may overflow the
-    dtype beside an infinite a, the bound leaves the position unjudged, as it already did beside
-    a finite one. The other positions are judged: a NaN stays NaN, a finite a gives the
-    infinity both orders agree on, and alpha*b that fits leaves a's infinity."""
+    npconv computes in float32). With a Python number for b, PyTorch does both in one call,
+    element by element (docs/findings.md, finding 26). Both orders are legitimate, so where
+    alpha*b may overflow the dtype beside an infinite a, the bound leaves the position
+    unjudged, as it already did beside a finite one. The other positions are judged: a NaN
+    stays NaN, a finite a gives the infinity both orders agree on, and alpha*b that fits leaves
+    a's infinity."""
     dtype = np.dtype(dtype)
     big = 2.0 ** (int(np.finfo(dtype).maxexp) - 1)              # alpha * big overflows the dtype
     a = np.array([-np.inf, np.inf, np.nan, 1.0, -np.inf, np.inf], dtype)
@@ -210,6 +212,8 @@ def test_an_alpha_product_that_overflows_beside_an_infinity(op, dtype):
     _check_arithmetic(op, dtype, a, b, 2, a.shape)
     bound = BOUNDS[op](a, b, dtype, 2)
     assert bound[:2].tolist() == [np.inf, np.inf] and bound[2] == bound[4] == bound[5] == 0
+    infinities = np.full(15, -np.inf if op == "add" else np.inf, dtype)   # b a number: mixed orders
+    _check_arithmetic(op, dtype, infinities, big, 2, infinities.shape)
 
 
 @pytest.mark.parametrize("op", ARITHMETIC)

@@ -384,6 +384,13 @@ def add_bound(a, b, dtype, alpha=1):
     u|a + αb|), npconv rounds αb first; both are inside. float16 computed in float32 and rounded
     once, (1 + u₃₂)(1 + u₁₆) − 1 <= γ₁(u₁₆), is inside the float16 bound. For sub, b → −b:
     the same bound (`sub_bound`).
+
+    Where αb may overflow the dtype (α ≠ 1, b finite), the two orders can disagree in class,
+    not only in value. Beside a finite a the position is already unjudged (+inf: overflow is
+    possible). Beside an infinite a it is unjudged too: rounding αb first gives ±inf, and
+    a + (∓inf) is NaN, while the fused a + αb keeps a (torch.add(-inf, 2**1023, alpha=2) in
+    float64: -inf on PyTorch's CPU, NaN rounded first; in float16 PyTorch rounds first). Beside
+    a NaN both give NaN, and the position stays judged.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -395,8 +402,10 @@ def add_bound(a, b, dtype, alpha=1):
         bound = gamma(1, u) * magnitude
         if alpha != 1:
             bound = bound + gamma(1, u) * scaled + (1 + u) * t
+        scaled_may_overflow = (alpha != 1) & np.isfinite(b) & ~((1 + gamma(2, u)) * scaled <= float(finfo(dtype).max))
     finite = np.isfinite(a) & np.isfinite(b)
-    return _broadcast(_elementwise_result(bound, magnitude, finite, dtype), a, b)
+    result = _elementwise_result(bound, magnitude, finite, dtype)
+    return _broadcast(np.where(scaled_may_overflow & np.isinf(a), np.inf, result), a, b)
 
 
 def sub_bound(a, b, dtype, alpha=1):
