@@ -235,7 +235,8 @@ def add(a, b, alpha=1) -> np.ndarray:
     """a + alpha * b with broadcasting (aten.add.Tensor). Either operand may be a number.
 
     alpha != 1: b * alpha is computed (rounded) first, then added; PyTorch's CPU kernel
-    fuses the two (one rounding), and both are within `npconv.bounds.add_bound`. Counts adds
+    fuses the two (one rounding) for a tensor b, and does either, element by element, for a
+    number b (docs/findings.md, finding 26). Both are within `npconv.bounds.add_bound`. Counts adds
     (one per output element) and muls (one per output element when alpha != 1).
     """
     return _binary("add", "adds", add_kernel.add, a, b, alpha)
