@@ -357,11 +357,16 @@ SIGMOID_EXP_ULPS = 1.0  # assumed max error of exp, in ulps (Sleef's *_u10 and g
 _UP = 1 + 8 * U64
 
 
+def _may_overflow(magnitude, dtype):
+    """Where a value of this magnitude, computed in `dtype`, may round to ±inf (NaN counts)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ~((1 + gamma(2, unit_roundoff(dtype))) * magnitude <= float(finfo(dtype).max))
+
+
 def _elementwise_result(bound, magnitude, finite, dtype):
     """bound where the inputs are finite, 0 where one is not, +inf where overflow is possible."""
-    u = unit_roundoff(dtype)
+    overflow = finite & _may_overflow(magnitude, dtype)
     with np.errstate(invalid="ignore", over="ignore"):
-        overflow = finite & ~((1 + gamma(2, u)) * magnitude <= float(finfo(dtype).max))
         out = np.where(finite, bound, 0.0)
     return np.array(np.where(overflow, np.inf, out), dtype=np.float64)
 
@@ -402,7 +407,7 @@ def add_bound(a, b, dtype, alpha=1):
         bound = gamma(1, u) * magnitude
         if alpha != 1:
             bound = bound + gamma(1, u) * scaled + (1 + u) * t
-        scaled_may_overflow = (alpha != 1) & np.isfinite(b) & ~((1 + gamma(2, u)) * scaled <= float(finfo(dtype).max))
+    scaled_may_overflow = (alpha != 1) & np.isfinite(b) & _may_overflow(scaled, dtype)
     finite = np.isfinite(a) & np.isfinite(b)
     result = _elementwise_result(bound, magnitude, finite, dtype)
     return _broadcast(np.where(scaled_may_overflow & np.isinf(a), np.inf, result), a, b)
