@@ -51,6 +51,15 @@ def _mark_worker() -> None:
     _inside.worker = True
 
 
+def _forget_pools() -> None:
+    """In a forked child: the parent's pools have no threads here; new ones start on demand."""
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
 def _cpu_finder():
     """glibc's sched_getcpu (the CPU the calling thread runs on), or None where there is none."""
     if not hasattr(os, "sched_setaffinity"):
