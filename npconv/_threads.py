@@ -1,20 +1,42 @@
-"""Numba's threading layer for the fast engine: one that does not spin, chosen at import.
+"""Numba's threading layer for the fast engine: the process's one OpenMP runtime, chosen at import.
 
-A process that imports torch and npconv holds three thread pools: PyTorch's OpenMP pool,
-Numba's and OpenBLAS's (NumPy's GEMMs). Numba picks its layer from the priority
-tbb, omp, workqueue; without TBB installed that is its OpenMP layer, on the system's libgomp, a
-second OpenMP runtime beside PyTorch's. Each libgomp's idle workers spin after every parallel
-region (GOMP_SPINCOUNT), and on a machine with few cores a pool that spins while the other
-library runs takes a core away from it: in a plain `import torch, npconv` process at two
-threads MobileNetV1 took 2.4x PyTorch's time on the fast engine (bench/results/plain.md).
-The environment variables that tame the spinning (OMP_WAIT_POLICY=PASSIVE, ...) must be set
-before the libraries load, which a library cannot ask of its users.
+A process that imports torch and npconv holds several thread pools: PyTorch's OpenMP pool,
+Numba's, OpenBLAS's (NumPy's GEMMs; the fast tier runs BLAS at one thread inside its own
+blocks, npconv/fast/gemm.py) and npconv's own (npconv/fast/workers.py). On a machine with few
+cores they get in each other's way: after each call PyTorch's OpenMP workers spin for about
+9 ms waiting for more work, and a pool that sleeps meanwhile must be woken (20-120 us here)
+and then shares a core with a spinning worker (bench/README.md). The environment variables
+that tame the spinning (OMP_WAIT_POLICY=PASSIVE, ...) must be set before the libraries load,
+which a library cannot ask of its users, and they slow PyTorch down. With the depthwise
+layers on Numba's TBB layer and the products on npconv's own pool, MobileNetV1 on the fast
+engine took 1.22-1.29x PyTorch's time at two threads in a plain process; on PyTorch's OpenMP
+pool, 0.93 (bench/results/plain.md, December 2026).
 
-So npconv asks Numba for TBB first (work stealing: a worker that the scheduler has parked
-does not hold up the others, which is what keeps the fast engine graceful when other work
-competes for the cores), then its own `workqueue` layer (condition variables, no spinning),
-and its OpenMP layer last. TBB comes with npconv on the platforms that have `tbb` wheels
-(pyproject.toml); elsewhere the workqueue layer is used.
+So npconv puts Numba's pool on PyTorch's pool: one OpenMP runtime for the process.
+On Linux, `configure` loads the GNU OpenMP runtime to share into the process's global symbol
+scope before Numba's OpenMP layer loads, so that the layer's calls bind to it:
+
+* the libgomp already loaded (PyTorch's, when torch was imported first; PyTorch's own
+  wheels already put it in the global scope, through libtorch_global_deps), else
+* the one PyTorch's installation ships (found without importing torch; torch, imported
+  later, then finds it loaded), else
+* the system's (`ctypes.util.find_library("gomp")`);
+
+then starts Numba's layer with the priority omp, tbb, workqueue, and puts back the two
+settings Numba's start changes in that runtime, the default thread count and the nesting
+level, so that `torch.get_num_threads()` is what it was. Right after a PyTorch call the
+runtime's workers are still spinning, and npconv's next parallel region (a depthwise layer,
+the blocks of a product) is taken by them in microseconds instead of competing with them for
+the cores; PyTorch's next call finds the same workers spinning after npconv's.
+
+GNU OpenMP does not survive a fork (a child has none of the parent's threads, and Numba
+terminates a child that enters its OpenMP pool): in a process forked after the layer started,
+`forked()` is True, and the fast tier runs the depthwise kernel's serial form and the
+products' blocks on its own pool (npconv/fast/workers.py) instead.
+
+Elsewhere (macOS, Windows: other OpenMP runtimes) the priority is tbb, workqueue, omp, as it
+was before: pools that do not spin (TBB's work stealing, Numba's own workqueue). On Linux TBB
+is the fallback where Numba's OpenMP layer does not load (no libgomp).
 
 The choice is the user's when they made one: nothing changes when NUMBA_THREADING_LAYER or
 NUMBA_THREADING_LAYER_PRIORITY is set, when `numba.config.THREADING_LAYER` was assigned, or
@@ -23,14 +45,23 @@ when Numba's layer has already started (it cannot change after that).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import glob
+import importlib.util
 import os
+import sys
 
-PRIORITY = ["tbb", "workqueue", "omp"]
+SHARED = sys.platform.startswith("linux")
+PRIORITY = ["omp", "tbb", "workqueue"] if SHARED else ["tbb", "workqueue", "omp"]
+
+_forked = False
+runtime: str | None = None     # the path of the OpenMP runtime shared with PyTorch, once loaded
 
 
 def configure() -> bool:
-    """Put PRIORITY into numba.config unless the user chose a layer or one is running; True
-    when it did."""
+    """Put PRIORITY into numba.config unless the user chose a layer or one is running, and
+    (Linux) start Numba's layer on the shared OpenMP runtime; True when it did."""
     import numba
     from numba.np.ufunc import parallel
 
@@ -39,4 +70,72 @@ def configure() -> bool:
     if str(numba.config.THREADING_LAYER).lower() != "default" or parallel._is_initialized:
         return False
     numba.config.THREADING_LAYER_PRIORITY = list(PRIORITY)
+    if SHARED:
+        _start_on_shared_runtime(parallel)
     return True
+
+
+def _loaded_libgomp() -> str | None:
+    """The path of a libgomp this process has already loaded, or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if os.path.basename(path).startswith("libgomp"):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def _torch_libgomp() -> str | None:
+    """The libgomp PyTorch's installation ships, found without importing torch, or None."""
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        found = sorted(glob.glob(os.path.join(folder, "lib", "libgomp*.so*")))
+        if found:
+            return found[0]
+    return None
+
+
+def _start_on_shared_runtime(parallel) -> None:
+    global runtime
+    for path in (_loaded_libgomp(), _torch_libgomp(), ctypes.util.find_library("gomp")):
+        if not path:
+            continue
+        try:
+            library = ctypes.CDLL(path, mode=os.RTLD_GLOBAL)
+            threads, levels = library.omp_get_max_threads(), library.omp_get_max_active_levels()
+        except (OSError, AttributeError):
+            continue
+        runtime = path
+        break
+    else:
+        library = None
+    try:
+        parallel._launch_threads()
+    except Exception:   # no layer of PRIORITY loads here: Numba will say so at the first parallel call
+        return
+    if library is not None:
+        library.omp_set_num_threads(threads)
+        library.omp_set_max_active_levels(levels)
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    from numba.np.ufunc import parallel
+
+    _forked = _forked or (parallel._is_initialized and parallel._threading_layer == "omp")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forked() -> bool:
+    """True in a process forked (at any depth) from one whose Numba OpenMP pool had started:
+    there the fast tier must not enter that pool (module docstring)."""
+    return _forked

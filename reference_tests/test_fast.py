@@ -162,24 +162,28 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
 
 
 @given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),
-       threads=st.integers(2, 5))
-def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_count(cfg, data, threads):
+       threads=st.integers(2, 5), pool=st.sampled_from(("numba", "npconv")))
+def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_count(cfg, data, threads, pool):
     """The standard kernel's blocks of output rows, and the GEMMs' blocks of output (split here
     even when small), are tasks of npconv's pool (npconv/fast/workers.py): on any number of
     threads each output is still one inner product of the same n terms, within the bound of
     the float64 reference, and the counts are those of one thread; the standard kernel's
-    blocks do not depend on the thread count, so its result is the same bits. (The suite's
-    workers run at one thread each, conftest.py, so this is where more threads are exercised.)"""
-    from npconv.fast import gemm
+    blocks do not depend on the thread count, so its result is the same bits. The GEMMs'
+    blocks run on Numba's pool, or on npconv's own where NumPy's BLAS has no 64-bit cblas gemm
+    (`pool`). (The suite's workers run at one thread each, conftest.py, so this is where more
+    threads are exercised.)"""
+    from npconv.fast import blas, gemm
 
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
     g = _geometry(cfg)
     x4 = x[np.newaxis] if cfg.unbatched else x
-    gemm.MIN_MACS, saved_min = 0, gemm.MIN_MACS
+    saved = gemm.MIN_MACS, gemm.MIN_MACS_OWN_POOL, blas.AVAILABLE
+    gemm.MIN_MACS = gemm.MIN_MACS_OWN_POOL = 0
+    blas.AVAILABLE = blas.AVAILABLE and pool == "numba"
     try:
         many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
     finally:
-        gemm.MIN_MACS = saved_min
+        gemm.MIN_MACS, gemm.MIN_MACS_OWN_POOL, blas.AVAILABLE = saved
     one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
     exact, bound = _exact_and_bound(cfg, x4, w, b)
     assert_within_bound(many, exact, bound,
@@ -455,28 +459,37 @@ def test_linear_reaches_the_fast_tier_only_when_asked(monkeypatch):
     shape=st.tuples(st.integers(1, 80), st.integers(1, 40), st.integers(1, 300)),
     threads=st.integers(1, 4),
     strided_out=st.booleans(),
+    transposed_b=st.booleans(),
     dtype=st.sampled_from((np.float32, np.float64)),
+    pool=st.sampled_from(("numba", "npconv")),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_split_products_are_within_the_inner_product_bound_and_restore_blas_threads(shape, threads, strided_out,
-                                                                                     dtype, seed):
+                                                                                     transposed_b, dtype, pool, seed):
     """gemm.matmul splits by rows or by columns, never by k: every output is one inner
     product of length K, within bound_from_magnitude(|A| |B|, K) of the float64 product,
-    whatever the thread count and whether out's rows are a view into a wider array; BLAS's own
-    thread count is what it was before the call."""
-    from npconv.fast import gemm
+    whatever the thread count, whether out's rows are a view into a wider array, whether b is
+    a transposed view (the fast linear's W^T), and on either pool: Numba's (`split_product`,
+    BLAS called from the kernel) or npconv's own (the fallback where NumPy's BLAS has no
+    64-bit cblas gemm); BLAS's own thread count is what it was before the call."""
+    from npconv.fast import blas, gemm
 
+    if pool == "numba" and not blas.AVAILABLE:
+        pytest.skip("NumPy's BLAS has no 64-bit-integer cblas gemm here")
     M, K, L = shape
-    gemm.MIN_MACS, saved_min = 0, gemm.MIN_MACS   # split even these small products
+    saved = gemm.MIN_MACS, gemm.MIN_MACS_OWN_POOL, blas.AVAILABLE
+    gemm.MIN_MACS = gemm.MIN_MACS_OWN_POOL = 0   # split even these small products
+    blas.AVAILABLE = pool == "numba"
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((M, K)).astype(dtype)
-    b = rng.standard_normal((K, L)).astype(dtype)
+    b = rng.standard_normal((L, K)).astype(dtype).T if transposed_b else rng.standard_normal((K, L)).astype(dtype)
     out = np.full((M, L + 7), np.nan, dtype)[:, 3:3 + L] if strided_out else np.empty((M, L), dtype)
     before = [lib.get_num_threads() for lib in gemm._blas_libraries()]
     try:
+        assert gemm._numba_ready(a, b, out) == (pool == "numba")
         gemm.matmul(a, b, out, threads)
     finally:
-        gemm.MIN_MACS = saved_min
+        gemm.MIN_MACS, gemm.MIN_MACS_OWN_POOL, blas.AVAILABLE = saved
     assert [lib.get_num_threads() for lib in gemm._blas_libraries()] == before
     exact = a.astype(np.float64) @ b.astype(np.float64)
     magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)

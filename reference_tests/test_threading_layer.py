@@ -1,8 +1,9 @@
 """The fast engine's thread pool in a plain process (npconv/_threads.py, bench/plain.py).
 
-Importing npconv asks Numba for a threading layer that does not spin (TBB, then workqueue,
-OpenMP last) unless the user chose one; these run in fresh interpreters, since the layer is a
-process-wide choice that cannot change once Numba's pool has started."""
+Importing npconv starts Numba's OpenMP layer on the process's one OpenMP runtime, PyTorch's,
+on Linux (elsewhere it asks for TBB, then workqueue), unless the user chose a layer; these run
+in fresh interpreters, since the layer is a process-wide choice that cannot change once
+Numba's pool has started."""
 
 import os
 import subprocess
@@ -40,18 +41,130 @@ def _available(layer: str) -> bool:
     return _run(START_NUMBA, {"NUMBA_THREADING_LAYER": layer}).returncode == 0
 
 
-def test_npconv_puts_the_layers_that_do_not_spin_first():
+def test_npconv_puts_its_layer_first():
+    from npconv import _threads
+
     layer, priority = _layer({})
-    assert priority == "tbb workqueue omp"
-    assert layer == ("tbb" if _available("tbb") else "workqueue")
-    assert layer != "omp"
+    assert priority == " ".join(_threads.PRIORITY)
+    first = next(name for name in _threads.PRIORITY if _available(name))
+    assert layer == first
+
+
+# One pool: the OS threads that run a Numba parallel region are PyTorch's OpenMP workers (the
+# threads its first two-thread call started). With two OpenMP runtimes, Numba's region would
+# run on a worker of its own.
+ONE_POOL = """
+import ctypes, os
+import numpy as np
+FIRST
+from numba import njit, prange
+os.sched_setaffinity(0, range(os.cpu_count()))
+gettid = ctypes.CDLL(None).gettid
+gettid.restype, gettid.argtypes = ctypes.c_int, []
+@njit(parallel=True)
+def who(tids):
+    for i in prange(tids.size):
+        tids[i] = gettid()
+numba.set_num_threads(1)
+who(np.zeros(2, np.int64))          # compiled before the threads are counted (compiling starts one)
+npconv.depthwise_conv2d(np.ones((1, 8, 8, 8), np.float32), np.ones((8, 1, 3, 3), np.float32), engine="fast")
+threads = lambda: {int(t) for t in os.listdir("/proc/self/task")}
+before = threads()
+torch.set_num_threads(2)
+torch.nn.functional.conv2d(torch.ones(1, 64, 32, 32), torch.ones(64, 1, 3, 3), groups=64)
+torch_workers = threads() - before
+numba.set_num_threads(2)
+tids = np.zeros(2, np.int64)
+who(tids)
+numba_workers = set(tids.tolist()) - {gettid()}
+print(numba.threading_layer(), int(bool(torch_workers)), int(bool(numba_workers) and numba_workers <= torch_workers),
+      len(threads() - before - torch_workers), torch.get_num_threads())
+"""
+
+
+def _shared_runtime_expected() -> bool:
+    from npconv import _threads
+
+    return _threads.SHARED and _available("omp")
+
+
+@pytest.mark.parametrize("first", ["torch", "npconv"])
+def test_numba_and_pytorch_share_one_openmp_pool(first):
+    """Whichever is imported first, Numba's parallel regions (npconv's depthwise layers, its
+    split products) run on the worker PyTorch's OpenMP pool started, and no other starts."""
+    pytest.importorskip("torch")
+    if not _shared_runtime_expected():
+        pytest.skip("npconv shares the OpenMP runtime on Linux with Numba's OpenMP layer only")
+    order = "import torch, npconv, numba" if first == "torch" else "import npconv, numba, torch"
+    done = _run(ONE_POOL.replace("FIRST", order), {})
+    assert done.returncode == 0, done.stderr[-2000:]
+    layer, torch_started_workers, numba_ran_on_them, new_threads, torch_threads = done.stdout.split()
+    assert layer == "omp"
+    assert torch_started_workers == "1"
+    assert numba_ran_on_them == "1", "Numba's parallel region ran on a thread PyTorch's OpenMP pool did not start"
+    assert new_threads == "0", f"{new_threads} threads started after PyTorch's: a second pool"
+    assert torch_threads == "2"
+
+
+KEEPS_TORCH_THREADS = """
+import numpy as np, torch
+torch.set_num_threads(1)
+import npconv, numba
+numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+npconv.depthwise_conv2d(np.ones((1, 8, 8, 8), np.float32), np.ones((8, 1, 3, 3), np.float32), engine="fast")
+print(torch.get_num_threads())
+"""
+
+
+def test_starting_numbas_pool_leaves_pytorchs_thread_count_alone():
+    """Numba's OpenMP layer sets the runtime's default thread count when it starts; on the
+    shared runtime that is PyTorch's, so npconv puts it back (npconv/_threads.py)."""
+    pytest.importorskip("torch")
+    done = _run(KEEPS_TORCH_THREADS, {})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1"]
+
+
+FORK = """
+import os, numpy as np, numba, npconv
+from npconv.fast import gemm
+numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+gemm.MIN_MACS = 0
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+dw = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+pw = rng.standard_normal((40, 16, 1, 1)).astype(np.float32)
+def layers():
+    y = npconv.depthwise_conv2d(x, dw, padding=1, engine="fast")
+    return y, npconv.pointwise_conv2d(y, pw, engine="fast")
+parent = layers()
+pid = os.fork()
+if pid == 0:
+    from npconv import _threads
+    child = layers()
+    same = all(np.array_equal(a, b) for a, b in zip(parent, child))
+    os._exit(0 if same and _threads.forked() == (numba.threading_layer() == "omp") else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_the_fast_engine_runs_in_a_forked_child():
+    """GNU OpenMP does not survive a fork, and Numba terminates a child that enters its
+    OpenMP pool; npconv's fast kernels run their serial forms there instead (same results:
+    the depthwise kernel's sums do not depend on the split, and each product's output is one
+    BLAS inner product either way)."""
+    done = _run(FORK, {})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0"], done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("how", ["NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "config"])
 def test_a_layer_the_user_chose_is_kept(how):
     if how == "config":
         layer, priority = _layer({}, before="import numba\nnumba.config.THREADING_LAYER = 'workqueue'\n")
-        assert (layer, priority) == ("workqueue", "tbb omp workqueue")
+        assert (layer, priority) == ("workqueue", "tbb omp workqueue")   # Numba's own priority
     elif how == "NUMBA_THREADING_LAYER":
         assert _layer({how: "workqueue"}) == ("workqueue", "tbb omp workqueue")
     else:

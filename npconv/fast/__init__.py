@@ -42,14 +42,14 @@ tests hold them equal to the reference's counts.
 
 Threads: each kernel splits its work into chunks for `threads` threads, by default
 `numba.get_num_threads()` (set it with `numba.set_num_threads`). The depthwise kernel is a
-Numba `prange` loop; the GEMMs (`gemm.matmul`, the pointwise epilogue run by each block on
-its own part) and the standard convolution's blocks of output rows run as tasks of npconv's
-own pool (`workers.run`: the calling thread and sleeping workers take tasks from one counter,
-BLAS at one thread inside).
-Importing npconv asks Numba for its TBB layer, else its workqueue layer, rather than its
-OpenMP one, whose workers spin between calls and take cores from PyTorch's pool
-(npconv/_threads.py; the user's own choice is kept). bench/README.md measures how these
-pools and PyTorch's interact, configured and in a plain process (bench/plain.py).
+Numba `prange` loop, and so are the GEMMs' blocks (`gemm.matmul`: each block one BLAS call at
+one BLAS thread, then the pointwise epilogue on it); the standard convolution's blocks of
+output rows run as tasks of npconv's own pool (`workers.run`: the calling thread and sleeping
+workers take tasks from one counter). Importing npconv puts Numba's pool on the process's one
+OpenMP runtime, PyTorch's, on Linux (npconv/_threads.py; the user's own choice of layer is
+kept): PyTorch's workers, spinning after its last call, take npconv's next parallel region at
+once instead of competing with it for the cores. bench/README.md measures how these pools and
+PyTorch's interact, configured and in a plain process (bench/plain.py).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .. import counting
+from .. import _threads, counting
 from ..geometry import Conv2dGeometry, check_array, check_same_dtype, conv2d_geometry
 from ..kernels.pad2d import MODE_CODES
 from . import depthwise, pointwise, standard
@@ -120,8 +120,11 @@ def conv2d(x, w, b, geometry: Conv2dGeometry, *, scale=None, shift=None, relu6=F
     if kind == "depthwise":
         y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype)
         w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
-        counts = depthwise.depthwise(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w,
-                           g.pad_top, g.pad_left, padded_h, padded_w, mode, threads)
+        geometry = (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, padded_h, padded_w, mode)
+        if _threads.forked():     # Numba's OpenMP pool cannot run in a forked process (npconv/_threads.py)
+            counts = depthwise.depthwise_serial(x, w3, *epilogue, y, *geometry)
+        else:
+            counts = depthwise.depthwise(x, w3, *epilogue, y, *geometry, threads)
     elif kind == "pointwise":
         y, counts = pointwise.pointwise(x, w, g.stride_h, g.stride_w, *epilogue, threads)
     else:

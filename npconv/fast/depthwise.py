@@ -5,7 +5,8 @@
 (M = C_out / C_in, the channel multiplier): the reference kernel's formula with groups = C_in.
 What changes is the order of the work (see `planes` for the layout):
 
-* the (image, channel) pairs are split into one chunk per thread (`prange`);
+* the (image, channel) pairs are split into one chunk per thread (`prange`), each done by
+  `channels` start to finish (`depthwise_serial` runs them all on the calling thread);
 * each channel is copied once into sh * sw padded sub-planes, flat in a buffer that stays in
   L1/L2; the stride is specialised there: at stride 1 the copy is row by row, at stride 2 it
   splits even and odd rows and columns, so that afterwards every tap (p, q) is one
@@ -44,20 +45,8 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
     # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
     # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
     # threads: how many chunks to split the (image, channel) pairs into
-    N, C, H, W = x.shape
-    CO, KH, KW = w.shape
-    M = CO // C
-    OH, OW = y.shape[2], y.shape[3]
-    RJ = OH + ((KH - 1) * dh) // sh          # rows of a sub-plane
-    WJ = OW + ((KW - 1) * dw) // sw          # columns of a sub-plane = width of the wide grid
-    L = OH * WJ                              # length of the wide grid
-    size = sh * sw * RJ * WJ + WJ            # all sub-planes, and a row of slack for the wide grid's tail
-    offsets = np.empty((KH, KW), np.int64)
-    for p in range(KH):
-        for q in range(KW):
-            a, b = (p * dh) % sh, (q * dw) % sw
-            offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
-    pad_row = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
+    N, C = x.shape[0], x.shape[1]
+    offsets, pad_row = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left)
     tasks = N * C
     chunks = max(1, min(tasks, threads))
     macs = 0
@@ -66,36 +55,92 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
     scale_shifts = 0
     compares = 0
     for chunk in prange(chunks):
-        flat = np.zeros(size, x.dtype)
-        wide = np.empty(L, x.dtype)
-        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            n = task // C
-            c = task - n * C
-            if mode == 0 and sh == 1 and sw == 1:
-                fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat)
-            elif mode == 0 and sh == 2 and sw == 2:
-                fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat)
-            elif mode == 0:
-                fill_interior(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, flat)
+        m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
+                                 pad_top, pad_left, padded_h, padded_w, mode, offsets, pad_row,
+                                 chunk * tasks // chunks, (chunk + 1) * tasks // chunks)
+        macs += m
+        padding_macs += p
+        bias_adds += b
+        scale_shifts += s
+        compares += c
+    return macs, padding_macs, bias_adds, scale_shifts, compares
+
+
+@njit(cache=True)
+def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
+                     sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode):
+    # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
+    # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
+    offsets, pad_row = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left)
+    return channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
+                    pad_top, pad_left, padded_h, padded_w, mode, offsets, pad_row, 0, x.shape[0] * x.shape[1])
+
+
+@njit(cache=True)
+def layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left):
+    # offsets (KH, KW): where tap (p, q)'s stream starts in a channel's sub-planes;
+    # pad_row (OH,): the padding taps of each output row (`planes.padding_per_row`)
+    H, W = x.shape[2], x.shape[3]
+    KH, KW = w.shape[1], w.shape[2]
+    OH, OW = y.shape[2], y.shape[3]
+    RJ = OH + ((KH - 1) * dh) // sh          # rows of a sub-plane
+    WJ = OW + ((KW - 1) * dw) // sw          # columns of a sub-plane = width of the wide grid
+    offsets = np.empty((KH, KW), np.int64)
+    for p in range(KH):
+        for q in range(KW):
+            a, b = (p * dh) % sh, (q * dw) % sw
+            offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
+    return offsets, padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
+
+
+@njit(cache=True)
+def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
+             pad_top, pad_left, padded_h, padded_w, mode, offsets, pad_row, first, last):
+    # The (image, channel) pairs first..last-1 (task = n * C + c), each start to finish:
+    # copy into the sub-planes, the taps, the epilogue, the crop. Returns the five counts.
+    C = x.shape[1]
+    CO, KH, KW = w.shape
+    M = CO // C
+    OH, OW = y.shape[2], y.shape[3]
+    RJ = OH + ((KH - 1) * dh) // sh          # rows of a sub-plane
+    WJ = OW + ((KW - 1) * dw) // sw          # columns of a sub-plane = width of the wide grid
+    L = OH * WJ                              # length of the wide grid
+    size = sh * sw * RJ * WJ + WJ            # all sub-planes, and a row of slack for the wide grid's tail
+    macs = 0
+    padding_macs = 0
+    bias_adds = 0
+    scale_shifts = 0
+    compares = 0
+    flat = np.zeros(size, x.dtype)
+    wide = np.empty(L, x.dtype)
+    for task in range(first, last):
+        n = task // C
+        c = task - n * C
+        if mode == 0 and sh == 1 and sw == 1:
+            fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat)
+        elif mode == 0 and sh == 2 and sw == 2:
+            fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat)
+        elif mode == 0:
+            fill_interior(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, flat)
+        else:
+            fill_all(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, padded_h, padded_w, mode, flat)
+        for m in range(M):
+            o = c * M + m
+            if KH == 3 and KW == 3:
+                taps3x3(flat, offsets, w, o, wide)
             else:
-                fill_all(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, padded_h, padded_w, mode, flat)
-            for m in range(M):
-                o = c * M + m
-                if KH == 3 and KW == 3:
-                    taps3x3(flat, offsets, w, o, wide)
-                else:
-                    taps_any(flat, offsets, w, o, wide)
-                if has_bias or affine or clamp:
-                    apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-                counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
-                macs += counted
-                padding_macs += padded
-                if has_bias:
-                    bias_adds += kept
-                if affine:
-                    scale_shifts += kept
-                if clamp:
-                    compares += 2 * kept
+                taps_any(flat, offsets, w, o, wide)
+            if has_bias or affine or clamp:
+                apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+            counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
+            macs += counted
+            padding_macs += padded
+            if has_bias:
+                bias_adds += kept
+            if affine:
+                scale_shifts += kept
+            if clamp:
+                compares += 2 * kept
     return macs, padding_macs, bias_adds, scale_shifts, compares
 
 

@@ -7,7 +7,7 @@ convolution is exactly one GEMM per image, (C_out x C_in) @ (C_in x OH*OW), with
 stride 1 (at stride > 1 the kept pixels are gathered first); `gemm.matmul` runs it as
 `threads` blocks (of pixels or of output channels, whichever is longer), each a
 single-threaded BLAS call. Bias, BatchNorm and ReLU6 then run over the block on the same
-thread, right after its product, while it is in cache (`finish_block`, `epilogue.apply` on
+thread, right after its product, while it is in cache (`gemm.finish`, `epilogue.apply` on
 each of its rows): one fork and join per image for the whole layer.
 
 BLAS sums each output's C_in products in an order of its own (blocked, with fused
@@ -17,25 +17,12 @@ within it of the reference (tested), but not bitwise equal to it.
 Counts: `macs` += C_out * C_in * OH * OW in the loop that issues the GEMMs, once per GEMM
 issued (BLAS does not report what it executed; the count is what that call is asked to do,
 and it asks for nothing else). padding_macs = 0 (no padding). bias_adds, scale_shifts,
-compares from the epilogue's loops (`finish_block` returns the pixels it finished).
+compares from the epilogue's loops (`gemm.finish` returns the pixels it finished).
 """
 
 import numpy as np
-from numba import njit
 
 from . import gemm
-from .epilogue import apply
-
-
-@njit(cache=True, nogil=True)
-def finish_block(y, row0, row1, col0, col1, bias, has_bias, scale, shift, affine, lo, hi, clamp):
-    # y: (C_out, L) one image's product; rows row0:row1 (output channels), columns col0:col1
-    # (pixels) go through epilogue.apply in place. Returns the pixels finished.
-    kept = 0
-    for o in range(row0, row1):
-        apply(y[o, col0:col1], o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-        kept += col1 - col0
-    return kept
 
 
 def pointwise(x, w, sh, sw, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
@@ -53,9 +40,7 @@ def pointwise(x, w, sh, sw, bias, has_bias, scale, shift, affine, lo, hi, clamp,
     fused = has_bias or affine or clamp
     macs = kept = 0
     for n in range(N):
-        image = y[n]
-        finish = (lambda rows, cols: finish_block(image, *rows, *cols, *epilogue)) if fused else None
-        kept += sum(gemm.matmul(weights, columns[n], image, threads, finish))
+        kept += gemm.matmul(weights, columns[n], y[n], threads, epilogue if fused else None)
         macs += CO * C * OH * OW
     counts = (macs, 0, kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
     return y.reshape(N, CO, OH, OW), counts
