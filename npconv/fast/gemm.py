@@ -118,6 +118,19 @@ def finish(out, row0, row1, col0, col1, bias, has_bias, scale, shift, affine, lo
     return (row1 - row0) * (col1 - col0)
 
 
+@njit(cache=True, nogil=True)
+def blas_product(a, trans_a, lda, b, trans_b, ldb, out, ldc, M, N, K, accumulate):
+    # out[:M, :N] = a @ b (accumulate: out += a @ b), one call of NumPy's BLAS from a kernel
+    # (`blas`); a, b, out: arrays whose first element is the operand's (0, 0), in the layout
+    # CBLAS is told (trans_*, ld*; out row-major); float32 or float64, one dtype.
+    if out.itemsize == 4:
+        blas.sgemm(blas.ROW_MAJOR, trans_a, trans_b, M, N, K, np.float32(1.0), a.ctypes, lda, b.ctypes, ldb,
+                   np.float32(1.0 if accumulate else 0.0), out.ctypes, ldc)
+    else:
+        blas.dgemm(blas.ROW_MAJOR, trans_a, trans_b, M, N, K, np.float64(1.0), a.ctypes, lda, b.ctypes, ldb,
+                   np.float64(1.0 if accumulate else 0.0), out.ctypes, ldc)
+
+
 @njit(cache=True, parallel=True)
 def split_product(a, trans_a, lda, b, trans_b, ldb, out, ldc, edges, by_columns,
                   bias, has_bias, scale, shift, affine, lo, hi, clamp, fused):
@@ -134,12 +147,7 @@ def split_product(a, trans_a, lda, b, trans_b, ldb, out, ldc, edges, by_columns,
             c0, c1 = edges[t], edges[t + 1]
         else:
             r0, r1 = edges[t], edges[t + 1]
-        if out.itemsize == 4:                # float32 (the kernel is compiled for float32 and float64)
-            blas.sgemm(blas.ROW_MAJOR, trans_a, trans_b, r1 - r0, c1 - c0, K, np.float32(1.0), a[r0:].ctypes, lda,
-                       b[:, c0:].ctypes, ldb, np.float32(0.0), out[r0:, c0:].ctypes, ldc)
-        else:
-            blas.dgemm(blas.ROW_MAJOR, trans_a, trans_b, r1 - r0, c1 - c0, K, np.float64(1.0), a[r0:].ctypes, lda,
-                       b[:, c0:].ctypes, ldb, np.float64(0.0), out[r0:, c0:].ctypes, ldc)
+        blas_product(a[r0:], trans_a, lda, b[:, c0:], trans_b, ldb, out[r0:, c0:], ldc, r1 - r0, c1 - c0, K, False)
         if fused:
             kept += finish(out, r0, r1, c0, c1, bias, has_bias, scale, shift, affine, lo, hi, clamp)
     return kept
@@ -179,10 +187,16 @@ def _split_kernel(dtype):
     return split_product
 
 
+def on_numba() -> bool:
+    """Whether kernels on Numba's pool may call BLAS: NumPy's BLAS has the cblas gemm, and
+    this is not a process forked after that pool started (module docstring)."""
+    return blas.AVAILABLE and not _threads.forked()
+
+
 def _numba_ready(a, b, out) -> bool:
-    """Whether `split_product` can run this product: NumPy's BLAS has the cblas gemm, this is
-    not a forked child, no side is empty, and each operand has a CBLAS layout (out row-major)."""
-    if not blas.AVAILABLE or _threads.forked() or min(a.shape + b.shape) == 0:
+    """Whether `split_product` can run this product: `on_numba()`, no side is empty, and each
+    operand has a CBLAS layout (out row-major)."""
+    if not on_numba() or min(a.shape + b.shape) == 0:
         return False
     lc = _layout(out)
     return _layout(a) is not None and _layout(b) is not None and lc is not None and lc[0] == blas.NO_TRANS

@@ -18,14 +18,21 @@ KW products of (C_out x KH*C_in) @ (KH*C_in x rows*WJ), summed in a cache-sized 
 cropped from the WJ-wide grid to OW columns with bias / BatchNorm / ReLU6 on the way.
 The pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW of an im2col.
 
-Threads: each block of output rows of one image is a task of the fast tier's pool
-(`workers.run`), done start to finish on one thread (pack, KW single-threaded BLAS products,
-crop). Splitting each product instead, as this kernel first did, left the pack, the sums and
-the crop on one thread and joined the threads KW times per block: at two threads it was no
-faster than at one (bench/README.md). The blocks do not depend on the thread count, so
-neither do the products BLAS is asked for: the result is the same, bit for bit, on any number
-of threads (a block size that shrank with more threads changed BLAS's summation order, found
-by the thorough profile).
+Threads: the blocks of output rows (of every image) are shared out over `threads` chunks of
+Numba's pool (`blocks_on_numba`, a `prange`; on the OpenMP runtime PyTorch uses,
+npconv/_threads.py), each block done start to finish on one thread: pack, KW single-threaded
+BLAS products called from the kernel (`gemm.blas_product`, the second and later ones adding
+into the block, beta = 1), crop. Where kernels cannot call BLAS (`gemm.on_numba()`: no 64-bit
+cblas gemm, or a forked process) each block is a task of npconv's own pool instead
+(`workers.run`), the same steps in Python with NumPy's matmul and an add. Splitting each
+product instead, as this kernel first did, left the pack, the sums and the crop on one
+thread and joined the threads KW times per block: at two threads it was no faster than at
+one (bench/README.md). The blocks do not depend on the thread count, so neither do the
+products BLAS is asked for: the result is the same, bit for bit, on any number of threads (a
+block size that shrank with more threads changed BLAS's summation order, found by the
+thorough profile). On Numba's pool MobileNetV1's first layer (3 -> 32 channels, stride 2)
+took 0.35 ms against 1.1 on npconv's own pool at two threads (its Python per block held the
+GIL), and the 32 -> 64 layer of bench/classic.py 14.6 ms against 20.0; same bits.
 
 Counts, in the loop that issues the products: per product, macs += C_out * (KH*C_in) * rows*OW
 (the kept columns; the WJ - OW extra columns of the wide grid are computed and thrown away)
@@ -36,10 +43,10 @@ values), so the counts equal the reference kernel's.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..kernels.pad2d import source_index
-from . import gemm, workers
+from . import blas, gemm, workers
 from .epilogue import apply, crop
 from .planes import border_columns, border_rows
 
@@ -105,6 +112,56 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
     return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
 
 
+@njit(cache=True, parallel=True)
+def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode, WJ,
+                    offsets, phases, border_p, border_q, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
+    # The blocks of `standard` on Numba's pool: starts (blocks, 2) holds each block's (n, i0);
+    # chunk t of `threads` does blocks t, t + threads, ... start to finish, as `standard`'s
+    # task does (pack, KW BLAS products summed in the block by the BLAS call itself, finish).
+    # offsets, phases (KW,): each kernel column's place in the pack; border_p (OH, KH),
+    # border_q (KW,): the padding tables. Returns the five counts, summed.
+    C = x.shape[1]
+    KW, CO, K = w_q.shape
+    KH = K // C
+    OH, OW = y.shape[2], y.shape[3]
+    slack = 0
+    for q in range(KW):
+        slack = max(slack, offsets[q])
+    border_sum = 0
+    for q in range(KW):
+        border_sum += border_q[q]
+    blocks = starts.shape[0]
+    chunks = max(1, min(threads, blocks))
+    macs = padding_macs = bias_adds = scale_shifts = compares = 0
+    for t in prange(chunks):
+        for k in range(t, blocks, chunks):
+            n, i0 = starts[k, 0], starts[k, 1]
+            rows = min(rows_per_block, OH - i0)
+            columns = rows * WJ
+            packed = np.empty((sw, K, columns + slack), x.dtype)
+            block = np.empty((CO, columns), x.dtype)
+            pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed)
+            for q in range(KW):
+                gemm.blas_product(w_q[q], blas.NO_TRANS, K, packed[phases[q], :, offsets[q]:], blas.NO_TRANS,
+                                  packed.shape[2], block, columns, CO, columns, K, q > 0)
+                macs += CO * K * rows * OW
+                taps = 0
+                for r in range(rows):
+                    for p in range(KH):
+                        taps += OW if border_p[i0 + r, p] else border_q[q]
+                padding_macs += CO * C * taps
+            pad_row = np.zeros(rows, np.int64)
+            for r in range(rows):
+                for p in range(KH):
+                    pad_row[r] += KW * OW if border_p[i0 + r, p] else border_sum
+            b, s, c = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
+                                   bias, has_bias, scale, shift, affine, lo, hi, clamp)
+            bias_adds += b
+            scale_shifts += s
+            compares += c
+    return macs, padding_macs, bias_adds, scale_shifts, compares
+
+
 def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, OH, OW,
              bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     """x (N, C_in, H, W), w (C_out, C_in, KH, KW), C-contiguous, one float dtype; groups = 1.
@@ -150,5 +207,11 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
                                                    bias, has_bias, scale, shift, affine, lo, hi, clamp)
 
     with gemm.blas_one_thread():
+        if gemm.on_numba():
+            counts = blocks_on_numba(x, w_q, y, np.array(starts, np.int64).reshape(-1, 2), rows_per_block, sh, sw, dh,
+                                     pad_top, pad_left, padded_w, mode, WJ, np.array(offsets, np.int64),
+                                     np.array(phases, np.int64), border_p, border_q,
+                                     bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
+            return y, tuple(int(c) for c in counts)
         counts = workers.run(task, len(starts), threads)
     return y, tuple(sum(c[i] for c in counts) for i in range(5))
