@@ -41,15 +41,15 @@ loop); `conv2d` returns them, the caller records them under the reference's op n
 tests hold them equal to the reference's counts.
 
 Threads: each kernel splits its work into chunks for `threads` threads, by default
-`numba.get_num_threads()` (set it with `numba.set_num_threads`). The depthwise kernel is a
-Numba `prange` loop, and so are the GEMMs' blocks (`gemm.matmul`: each block one BLAS call at
-one BLAS thread, then the pointwise epilogue on it); the standard convolution's blocks of
-output rows run as tasks of npconv's own pool (`workers.run`: the calling thread and sleeping
-workers take tasks from one counter). Importing npconv puts Numba's pool on the process's one
-OpenMP runtime, PyTorch's, on Linux (npconv/_threads.py; the user's own choice of layer is
-kept): PyTorch's workers, spinning after its last call, take npconv's next parallel region at
-once instead of competing with it for the cores. bench/README.md measures how these pools and
-PyTorch's interact, configured and in a plain process (bench/plain.py).
+`numba.get_num_threads()` (set it with `numba.set_num_threads`). The depthwise kernel, the
+GEMMs' blocks (`gemm.matmul`: each block one BLAS call at one BLAS thread, then the pointwise
+epilogue on it) and the standard convolution's blocks of output rows are Numba `prange`
+loops. Importing npconv puts Numba's pool on the process's one OpenMP runtime, PyTorch's, on
+Linux (npconv/_threads.py; the user's own choice of layer is kept): PyTorch's workers,
+spinning after its last call, take npconv's next parallel loop at once instead of competing
+with it for the cores. Where kernels cannot call BLAS (`gemm.on_numba()`) the blocks run on
+npconv's own pool (`workers.run`). bench/README.md measures how these pools and PyTorch's
+interact, configured and in a plain process (bench/plain.py).
 """
 
 from __future__ import annotations

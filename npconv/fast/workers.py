@@ -2,9 +2,11 @@
 
     results = run(task, count, threads)      # [task(0), task(1), ..., task(count - 1)]
 
-The standard convolution hands it its blocks of output rows, `gemm.matmul` its blocks of a
-product's output (the depthwise kernel is a Numba `prange` loop, which measured faster on its
-small tasks). The calling thread and `threads - 1` workers of a `concurrent.futures` pool
+Where Numba kernels cannot call BLAS (`gemm.on_numba()`: NumPy's BLAS has no 64-bit cblas
+gemm, or the process was forked after Numba's OpenMP pool started), the standard convolution
+hands it its blocks of output rows and `gemm.matmul` its blocks of a product's output;
+otherwise those run as Numba `prange` loops on the OpenMP pool shared with PyTorch
+(npconv/_threads.py), which measured faster beside PyTorch (bench/README.md). The calling thread and `threads - 1` workers of a `concurrent.futures` pool
 each take the next task number from one counter until none is left, so:
 
 * a thread that the OS parks (another process's work, PyTorch's OpenMP workers spinning after
