@@ -5,6 +5,7 @@ on Linux (elsewhere it asks for TBB, then workqueue), unless the user chose a la
 in fresh interpreters, since the layer is a process-wide choice that cannot change once
 Numba's pool has started."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def _layer(env_extra: dict, before: str = "") -> tuple[str, str]:
     return layer, priority.strip()
 
 
+@functools.cache   # one interpreter per layer and xdist worker
 def _available(layer: str) -> bool:
     return _run(START_NUMBA, {"NUMBA_THREADING_LAYER": layer}).returncode == 0
 
