@@ -171,16 +171,18 @@ _compiled: set = set()
 
 
 def _split_kernel(dtype):
-    """`split_product`, compiled once per dtype for arrays of any layout ("A"): NumPy arrays
-    of layout C or F convert to it, so the operands' layouts (a strided `out`, linear's
-    transposed weight) do not each cost a compilation of a parallel kernel."""
+    """`split_product`, compiled once per dtype for arrays of any layout ("A"), the ones it
+    only reads declared read-only: NumPy arrays of layout C or F, writable or not, convert to
+    these types, so the operands' layouts (a strided `out`, linear's transposed weight) and a
+    user's read-only arrays do not each cost a compilation of a parallel kernel."""
     with _compiling:
         if dtype not in _compiled:
             real = from_dtype(dtype)
-            matrix, vector = types.Array(real, 2, "A"), types.Array(real, 1, "A")
+            operand, vector = types.Array(real, 2, "A", readonly=True), types.Array(real, 1, "A", readonly=True)
+            out = types.Array(real, 2, "A")
             i64, flag = types.int64, types.boolean
             split_product.disable_compile(False)
-            split_product.compile((matrix, i64, i64, matrix, i64, i64, matrix, i64, types.Array(i64, 1, "C"), flag,
+            split_product.compile((operand, i64, i64, operand, i64, i64, out, i64, types.Array(i64, 1, "C"), flag,
                                    vector, flag, vector, vector, flag, real, real, flag, flag))
             split_product.disable_compile(True)
             _compiled.add(dtype)
