@@ -269,6 +269,20 @@ def test_mobilenet_matches_torch_layer_by_layer(name, dtype, train, device, data
     _check_runs(twin, ours, x, dtype, device, train, a_priori=False)
 
 
+@pytest.mark.parametrize("name, width, size, seeds", [("MobileNetV1", 0.35, 32, (56790203, 1)),
+                                                      ("MobileNetV2", 0.25, 64, (586, 586))])
+def test_a_single_class_whose_logit_cancels(name, width, size, seeds):
+    """Found by the thorough profile (regression test): with one class the classifier's
+    single output summed 1,025 or 1,281 products into 0.0005-0.02, far below the sum of
+    their magnitudes, so its rounding bound, a multiple of that magnitude as any a-priori
+    bound of a sum is, was more than the tenth of |values| that `check_layer_by_layer`
+    required of every leaf. Both implementations were within the bound."""
+    make_twin, ours_cls, args = NETWORKS[name]
+    twin, ours = _pair(make_twin, ours_cls, args(width, 1), seeds[0], np.float32, False)
+    x = np.random.default_rng(seeds[1]).standard_normal((2, 3, size, size)).astype(np.float32)
+    _check_runs(twin, ours, x, np.float32, "cpu", False, a_priori=False)
+
+
 def test_full_size_224_layer_by_layer():
     """Once at the size the networks were designed for (float32, batch 1, evaluation), each
     1.0-width network checked layer by layer against its twin. The slowest test here (~20 s)."""
