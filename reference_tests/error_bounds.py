@@ -160,11 +160,27 @@ def _amplified(op, error, abs_weight, *args):
 # ------------------------------------------------------------------------------- leaves
 
 
+def terms_magnitude(layer, magnitude_in, output_padding=None):
+    """op(|x|, |w|, |b|) of an inner-product layer (Conv2d, ConvTranspose2d, Linear) at input
+    magnitudes `magnitude_in`: what each output's n products and bias add up to in absolute
+    value, the scale its rounding bound is a multiple of. None for another layer."""
+    if isinstance(layer, Linear):
+        return ops.linear(magnitude_in, _abs64(layer.weight), _abs64(layer.bias))
+    if isinstance(layer, ConvTranspose2d):
+        output_padding = layer.output_padding if output_padding is None else output_padding
+        return conv_transpose2d(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
+                                output_padding, layer.groups, layer.dilation)
+    if isinstance(layer, Conv2d):
+        return conv2d(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
+                      layer.dilation, layer.groups, layer.padding_mode)
+    return None
+
+
 def conv2d_bound(layer: Conv2d, x: Bounded, dtype) -> Bounded:
     args = (layer.stride, layer.padding, layer.dilation, layer.groups, layer.padding_mode)
     value = conv2d(x.value, _f64(layer.weight), _f64(layer.bias), *args)
     amplified = _amplified(conv2d, x.error, _abs64(layer.weight), *args)
-    magnitude = conv2d(np.abs(x.value) + x.error, _abs64(layer.weight), _abs64(layer.bias), *args)
+    magnitude = terms_magnitude(layer, np.abs(x.value) + x.error)
     n = layer.weight.shape[1] * layer.weight.shape[2] * layer.weight.shape[3] + (layer.bias is not None)
     return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
 
@@ -174,7 +190,7 @@ def conv_transpose2d_bound(layer: ConvTranspose2d, x: Bounded, dtype, output_pad
     args = (layer.stride, layer.padding, output_padding, layer.groups, layer.dilation)
     value = conv_transpose2d(x.value, _f64(layer.weight), _f64(layer.bias), *args)
     amplified = _amplified(conv_transpose2d, x.error, _abs64(layer.weight), *args)
-    magnitude = conv_transpose2d(np.abs(x.value) + x.error, _abs64(layer.weight), _abs64(layer.bias), *args)
+    magnitude = terms_magnitude(layer, np.abs(x.value) + x.error, output_padding)
     in_per_group = layer.in_channels // layer.groups
     n = in_per_group * layer.weight.shape[2] * layer.weight.shape[3] + (layer.bias is not None)
     return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
@@ -183,7 +199,7 @@ def conv_transpose2d_bound(layer: ConvTranspose2d, x: Bounded, dtype, output_pad
 def linear_bound(layer: Linear, x: Bounded, dtype) -> Bounded:
     value = ops.linear(x.value, _f64(layer.weight), _f64(layer.bias))
     amplified = _amplified(ops.linear, x.error, _abs64(layer.weight))
-    magnitude = ops.linear(np.abs(x.value) + x.error, _abs64(layer.weight), _abs64(layer.bias))
+    magnitude = terms_magnitude(layer, np.abs(x.value) + x.error)
     n = layer.in_features + (layer.bias is not None)
     return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
 
@@ -466,9 +482,16 @@ class _LeafBounds:
         local = _leaf_bound(module, Bounded.exact(inp), self.dtype, mode, stats, **kwargs)
         assert_within_bound(out, local.value, local.error, what=f"{where} output")
         if self.meaningful is not None:
+            # at most a tenth (meaningful) of the largest output; for a sum that cancels (a
+            # lone logit far smaller than its terms) no a-priori bound can be, and a tenth of
+            # the terms' magnitude is asked instead (computed only then: it costs a float64 op)
             scale = float(np.max(np.abs(local.value), initial=0.0))
             worst = float(np.max(local.error, initial=0.0))
-            assert worst <= self.meaningful * scale or scale == 0, f"{where}: bound {worst:.3g} vs |values| {scale:.3g}"
+            if not (worst <= self.meaningful * scale or scale == 0):
+                terms = terms_magnitude(module, np.abs(np.asarray(inp, np.float64)), kwargs.get("output_padding"))
+                terms = 0.0 if terms is None else float(np.max(terms, initial=0.0))
+                assert worst <= self.meaningful * terms, \
+                    f"{where}: bound {worst:.3g} vs |values| {scale:.3g} and |terms| {terms:.3g}"
         if (isinstance(module, BatchNorm2d) and mode and module.track_running_stats
                 and self.observed.state_after is not None):
             step = batch_norm_train_bound(module, Bounded.exact(inp), self.dtype, stats)
