@@ -75,17 +75,18 @@ def configure() -> bool:
     return True
 
 
-def _loaded_libgomp() -> str | None:
-    """The path of a libgomp this process has already loaded, or None."""
+def _loaded_libgomps() -> list[str]:
+    """The paths of the libgomps this process has already loaded, in the order they were mapped."""
+    found: list[str] = []
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
                 path = line.split()[-1]
-                if os.path.basename(path).startswith("libgomp"):
-                    return path
+                if os.path.basename(path).startswith("libgomp") and path not in found:
+                    found.append(path)
     except OSError:
         pass
-    return None
+    return found
 
 
 def _torch_libgomp() -> str | None:
@@ -101,11 +102,18 @@ def _torch_libgomp() -> str | None:
     return None
 
 
+def _candidates() -> list[str]:
+    """The runtimes to share, best first: PyTorch's if loaded, any loaded one, PyTorch's
+    installed one, the system's (module docstring)."""
+    loaded, torchs = _loaded_libgomps(), _torch_libgomp()
+    real = {os.path.realpath(path): path for path in loaded}
+    first = [real[os.path.realpath(torchs)]] if torchs and os.path.realpath(torchs) in real else []
+    return [path for path in (*first, *loaded, torchs, ctypes.util.find_library("gomp")) if path]
+
+
 def _start_on_shared_runtime(parallel) -> None:
     global runtime
-    for path in (_loaded_libgomp(), _torch_libgomp(), ctypes.util.find_library("gomp")):
-        if not path:
-            continue
+    for path in _candidates():
         try:
             library = ctypes.CDLL(path, mode=os.RTLD_GLOBAL)
             threads, levels = library.omp_get_max_threads(), library.omp_get_max_active_levels()
