@@ -160,19 +160,32 @@ def _amplified(op, error, abs_weight, *args):
 # ------------------------------------------------------------------------------- leaves
 
 
+def _conv2d_terms(layer, magnitude_in):
+    return conv2d(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
+                  layer.dilation, layer.groups, layer.padding_mode)
+
+
+def _conv_transpose2d_terms(layer, magnitude_in, output_padding):
+    return conv_transpose2d(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
+                            output_padding, layer.groups, layer.dilation)
+
+
+def _linear_terms(layer, magnitude_in):
+    return ops.linear(magnitude_in, _abs64(layer.weight), _abs64(layer.bias))
+
+
 def terms_magnitude(layer, magnitude_in, output_padding=None):
     """op(|x|, |w|, |b|) of an inner-product layer (Conv2d, ConvTranspose2d, Linear) at input
     magnitudes `magnitude_in`: what each output's n products and bias add up to in absolute
-    value, the scale its rounding bound is a multiple of. None for another layer."""
+    value, the scale its rounding bound is a multiple of. None for another layer. (The bounds
+    below call the op's own helper: they also take duck-typed layers, opinfo_corpus.py.)"""
     if isinstance(layer, Linear):
-        return ops.linear(magnitude_in, _abs64(layer.weight), _abs64(layer.bias))
+        return _linear_terms(layer, magnitude_in)
     if isinstance(layer, ConvTranspose2d):
         output_padding = layer.output_padding if output_padding is None else output_padding
-        return conv_transpose2d(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
-                                output_padding, layer.groups, layer.dilation)
+        return _conv_transpose2d_terms(layer, magnitude_in, output_padding)
     if isinstance(layer, Conv2d):
-        return conv2d(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
-                      layer.dilation, layer.groups, layer.padding_mode)
+        return _conv2d_terms(layer, magnitude_in)
     return None
 
 
@@ -180,7 +193,7 @@ def conv2d_bound(layer: Conv2d, x: Bounded, dtype) -> Bounded:
     args = (layer.stride, layer.padding, layer.dilation, layer.groups, layer.padding_mode)
     value = conv2d(x.value, _f64(layer.weight), _f64(layer.bias), *args)
     amplified = _amplified(conv2d, x.error, _abs64(layer.weight), *args)
-    magnitude = terms_magnitude(layer, np.abs(x.value) + x.error)
+    magnitude = _conv2d_terms(layer, np.abs(x.value) + x.error)
     n = layer.weight.shape[1] * layer.weight.shape[2] * layer.weight.shape[3] + (layer.bias is not None)
     return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
 
@@ -190,7 +203,7 @@ def conv_transpose2d_bound(layer: ConvTranspose2d, x: Bounded, dtype, output_pad
     args = (layer.stride, layer.padding, output_padding, layer.groups, layer.dilation)
     value = conv_transpose2d(x.value, _f64(layer.weight), _f64(layer.bias), *args)
     amplified = _amplified(conv_transpose2d, x.error, _abs64(layer.weight), *args)
-    magnitude = terms_magnitude(layer, np.abs(x.value) + x.error, output_padding)
+    magnitude = _conv_transpose2d_terms(layer, np.abs(x.value) + x.error, output_padding)
     in_per_group = layer.in_channels // layer.groups
     n = in_per_group * layer.weight.shape[2] * layer.weight.shape[3] + (layer.bias is not None)
     return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
@@ -199,7 +212,7 @@ def conv_transpose2d_bound(layer: ConvTranspose2d, x: Bounded, dtype, output_pad
 def linear_bound(layer: Linear, x: Bounded, dtype) -> Bounded:
     value = ops.linear(x.value, _f64(layer.weight), _f64(layer.bias))
     amplified = _amplified(ops.linear, x.error, _abs64(layer.weight))
-    magnitude = terms_magnitude(layer, np.abs(x.value) + x.error)
+    magnitude = _linear_terms(layer, np.abs(x.value) + x.error)
     n = layer.in_features + (layer.bias is not None)
     return Bounded(value, amplified + bound_from_magnitude(magnitude, n, dtype))
 
