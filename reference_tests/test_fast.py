@@ -436,25 +436,23 @@ def _with_threads(threads, fn):
         numba.set_num_threads(saved)
 
 
-@pytest.mark.parametrize("op", ["pointwise", "linear", "standard", "depthwise"])
+@pytest.mark.parametrize("op", ["pointwise", "linear"])
 def test_read_only_inputs_give_the_writable_inputs_result(op, monkeypatch):
     """Arrays a user cannot write to (np.frombuffer, a memory map, flags.writeable = False)
     reach the fast kernels as they are (np.ascontiguousarray does not copy them). Found in
-    review: the split product's kernel, compiled once for arrays of any layout, had no
-    definition for read-only operands and raised TypeError (regression test)."""
+    review: the split product's kernel, compiled once for arrays of any layout with
+    compilation then disabled, had no definition for read-only operands and raised TypeError
+    (regression test). The other fast kernels compile a read-only version on first use, as
+    every Numba dispatcher does; that costs 5-10 s of compiling each, so it is not run here."""
     from npconv.fast import gemm
 
     monkeypatch.setattr(gemm, "MIN_MACS", 0)    # split the products, on two threads
     rng = np.random.default_rng(3)
-    shapes = {"pointwise": ((1, 24, 9, 9), (40, 24, 1, 1)), "linear": ((6, 48), (40, 48)),
-              "standard": ((1, 5, 12, 12), (8, 5, 3, 3)), "depthwise": ((1, 6, 10, 10), (6, 1, 3, 3))}
-    x_shape, w_shape = shapes[op]
+    x_shape, w_shape = {"pointwise": ((1, 24, 9, 9), (40, 24, 1, 1)), "linear": ((6, 48), (40, 48))}[op]
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     run = {"pointwise": lambda x, w: npconv.pointwise_conv2d(x, w, engine="fast"),
-           "linear": lambda x, w: ops.linear(x, w, engine="fast"),
-           "standard": lambda x, w: npconv.conv2d(x, w, padding=1, engine="fast"),
-           "depthwise": lambda x, w: npconv.depthwise_conv2d(x, w, padding=1, engine="fast")}[op]
+           "linear": lambda x, w: ops.linear(x, w, engine="fast")}[op]
     writable = _with_threads(2, lambda: run(x, w))
     x.flags.writeable = w.flags.writeable = False
     np.testing.assert_array_equal(_with_threads(2, lambda: run(x, w)), writable)
