@@ -165,13 +165,14 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
        threads=st.integers(2, 5), pool=st.sampled_from(("numba", "npconv")))
 def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_count(cfg, data, threads, pool):
     """The standard kernel's blocks of output rows, and the GEMMs' blocks of output (split here
-    even when small), are tasks of npconv's pool (npconv/fast/workers.py): on any number of
-    threads each output is still one inner product of the same n terms, within the bound of
-    the float64 reference, and the counts are those of one thread; the standard kernel's
-    blocks do not depend on the thread count, so its result is the same bits. The GEMMs'
-    blocks run on Numba's pool, or on npconv's own where NumPy's BLAS has no 64-bit cblas gemm
-    (`pool`). (The suite's workers run at one thread each, conftest.py, so this is where more
-    threads are exercised.)"""
+    even when small), run on Numba's pool, or on npconv's own where NumPy's BLAS has no
+    64-bit cblas gemm (`pool`): on any number of threads each output is still one inner
+    product of the same n terms, within the bound of the float64 reference, and the counts
+    are those of one thread; the standard kernel's blocks do not depend on the thread count,
+    so on one pool its result is the same bits (the two pools sum a block's KW products
+    differently, and NumPy may not call BLAS for a tiny product: their bits may differ).
+    (The suite's workers run at one thread each, conftest.py, so this is where more threads
+    are exercised.)"""
     from npconv.fast import blas, gemm
 
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=np.float32))
@@ -182,15 +183,40 @@ def test_standard_and_pointwise_within_bound_and_counts_alike_at_any_thread_coun
     blas.AVAILABLE = blas.AVAILABLE and pool == "numba"
     try:
         many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
+        one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)   # the same pool: its bits are compared
     finally:
         gemm.MIN_MACS, gemm.MIN_MACS_OWN_POOL, blas.AVAILABLE = saved
-    one, counts_one = npconv.fast.conv2d(x4, w, b, g, threads=1)
     exact, bound = _exact_and_bound(cfg, x4, w, b)
     assert_within_bound(many, exact, bound,
                         what=f"fast {npconv.fast.covers(g, np.float32)}, {threads} threads")
     assert counts_many == counts_one
     if npconv.fast.covers(g, np.float32) == "standard":   # its blocks do not depend on the thread count
         np.testing.assert_array_equal(many, one)
+
+
+@pytest.mark.parametrize("pool", ["numba", "npconv"])
+def test_standard_bits_do_not_depend_on_the_thread_count_on_either_pool(pool):
+    """Found by the thorough profile (regression test for the property above, which compared
+    two threads on npconv's own pool with one thread on Numba's): a 2x1 kernel, dilation 3, on
+    a 4x1 plane. NumPy's matmul and the kernel's own BLAS call summed its two terms into
+    different bits; on one pool the thread count changes nothing."""
+    from npconv.fast import blas, gemm
+
+    if pool == "numba" and not blas.AVAILABLE:
+        pytest.skip("NumPy's BLAS has no 64-bit-integer cblas gemm here")
+    x = np.array([0.18905339, -0.5227485, -0.41306356, -2.4414673, 1.7997074, 1.1441659, -0.32542282, 0.7738066],
+                 np.float32).reshape(2, 1, 4, 1)
+    w = np.array([0.28121066, -0.5538228], np.float32).reshape(1, 1, 2, 1)
+    g = conv2d_geometry(x.shape, w.shape, None, 1, "valid", (3, 1), 1, "zeros")
+    saved = blas.AVAILABLE
+    blas.AVAILABLE = saved and pool == "numba"
+    try:
+        runs = [npconv.fast.conv2d(x, w, None, g, threads=threads) for threads in (1, 2, 3)]
+    finally:
+        blas.AVAILABLE = saved
+    for y, counts in runs[1:]:
+        np.testing.assert_array_equal(y, runs[0][0])
+        assert counts == runs[0][1]
 
 
 def test_standard_result_does_not_depend_on_the_thread_count():
