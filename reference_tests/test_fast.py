@@ -534,7 +534,7 @@ def test_split_products_are_within_the_inner_product_bound_and_restore_blas_thre
     out = np.full((M, L + 7), np.nan, dtype)[:, 3:3 + L] if strided_out else np.empty((M, L), dtype)
     before = [lib.get_num_threads() for lib in gemm._blas_libraries()]
     try:
-        assert gemm._numba_ready(a, b, out) == (pool == "numba")
+        assert (gemm._numba_layouts(a, b, out) is not None) == (pool == "numba")
         gemm.matmul(a, b, out, threads)
     finally:
         gemm.MIN_MACS, gemm.MIN_MACS_OWN_POOL, blas.AVAILABLE = saved

@@ -32,7 +32,6 @@ split is by rows or columns, never by k), so the error bound of the caller holds
 from __future__ import annotations
 
 import contextlib
-
 import threading
 
 import numpy as np
@@ -195,24 +194,26 @@ def on_numba() -> bool:
     return blas.AVAILABLE and not _threads.forked()
 
 
-def _numba_ready(a, b, out) -> bool:
-    """Whether `split_product` can run this product: `on_numba()`, no side is empty, and each
-    operand has a CBLAS layout (out row-major)."""
+def _numba_layouts(a, b, out):
+    """The CBLAS layouts (`_layout`) of a, b and out when `split_product` can run this product
+    (`on_numba()`, no side empty, each operand with a layout, out row-major), else None."""
     if not on_numba() or min(a.shape + b.shape) == 0:
-        return False
-    lc = _layout(out)
-    return _layout(a) is not None and _layout(b) is not None and lc is not None and lc[0] == blas.NO_TRANS
+        return None
+    layouts = _layout(a), _layout(b), _layout(out)
+    if None in layouts or layouts[2][0] != blas.NO_TRANS:
+        return None
+    return layouts
 
 
-def _on_numba(a, b, out, by_columns, edges, epilogue) -> int:
-    """The blocks as `split_product` on Numba's pool (`_numba_ready` holds)."""
-    la, lb, lc = _layout(a), _layout(b), _layout(out)
+def _on_numba(a, b, out, layouts, by_columns, edges, epilogue) -> int:
+    """The blocks as `split_product` on Numba's pool (layouts: `_numba_layouts`)."""
+    (trans_a, lda), (trans_b, ldb), (_, ldc) = layouts
     fused = epilogue is not None
     if not fused:
         zero = np.zeros(0, out.dtype)
         epilogue = (zero, False, zero, zero, False, out.dtype.type(0), out.dtype.type(0), False)
     with np.errstate(all="ignore"):
-        return int(_split_kernel(out.dtype)(a, la[0], la[1], b, lb[0], lb[1], out, lc[1], np.array(edges, np.int64),
+        return int(_split_kernel(out.dtype)(a, trans_a, lda, b, trans_b, ldb, out, ldc, np.array(edges, np.int64),
                                             by_columns, *epilogue, fused))
 
 
@@ -224,11 +225,14 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int, epilogue
     while it is still in cache. Returns the pixels the epilogue finished (0 without one)."""
     M, K = a.shape
     L = b.shape[1]
-    threads = threads if M * K * L >= MIN_MACS else 1
+    layouts = _numba_layouts(a, b, out) if threads > 1 else None
+    smallest = MIN_MACS if layouts is not None else max(MIN_MACS, MIN_MACS_OWN_POOL)
+    threads = threads if M * K * L >= smallest else 1
+    by_columns, edges = cuts(M, L, threads)
+    if layouts is not None and len(edges) > 2:
+        with blas_one_thread():
+            return _on_numba(a, b, out, layouts, by_columns, edges, epilogue)
     parts = blocks(M, L, threads)
-    on_numba = _numba_ready(a, b, out) if len(parts) > 1 else False
-    if not on_numba and M * K * L < max(MIN_MACS, MIN_MACS_OWN_POOL):
-        threads, parts = 1, blocks(M, L, 1)
 
     def task(k):
         rows, columns = parts[k]
@@ -238,8 +242,4 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, threads: int, epilogue
         return finish(out, *rows.indices(M)[:2], *columns.indices(L)[:2], *epilogue)
 
     with blas_one_thread():
-        if on_numba:
-            kept = _on_numba(a, b, out, *cuts(M, L, threads), epilogue)
-        else:
-            kept = sum(workers.run(task, len(parts), threads))
-    return kept
+        return sum(workers.run(task, len(parts), threads))
