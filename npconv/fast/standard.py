@@ -112,6 +112,29 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
     return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
 
 
+@njit(cache=True, nogil=True)
+def block_padding(border_p, border_q, i0, rows, OW, CO, C):
+    # The padding counts of the block of output rows i0..i0+rows-1, from the border tables
+    # (border_p (OH, KH): 1 where kernel row p of output row i reads padding; border_q (KW,):
+    # the output columns whose kernel column q reads padding). Returns (padding_macs, the KW
+    # products' padding MACs; pad_row (rows,), one output channel's padding taps per row).
+    KW, KH = border_q.shape[0], border_p.shape[1]
+    border_sum = 0
+    for q in range(KW):
+        border_sum += border_q[q]
+    padding_macs = 0
+    pad_row = np.zeros(rows, np.int64)
+    for r in range(rows):
+        for p in range(KH):
+            if border_p[i0 + r, p]:
+                padding_macs += KW * OW
+                pad_row[r] += KW * OW
+            else:
+                padding_macs += border_sum
+                pad_row[r] += border_sum
+    return CO * C * padding_macs, pad_row
+
+
 @njit(cache=True, parallel=True)
 def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode, WJ,
                     offsets, phases, border_p, border_q, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
@@ -127,9 +150,6 @@ def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_
     slack = 0
     for q in range(KW):
         slack = max(slack, offsets[q])
-    border_sum = 0
-    for q in range(KW):
-        border_sum += border_q[q]
     blocks = starts.shape[0]
     chunks = max(1, min(threads, blocks))
     macs = padding_macs = bias_adds = scale_shifts = compares = 0
@@ -145,15 +165,8 @@ def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_
                 gemm.blas_product(w_q[q], blas.NO_TRANS, K, packed[phases[q], :, offsets[q]:], blas.NO_TRANS,
                                   packed.shape[2], block, columns, CO, columns, K, q > 0)
                 macs += CO * K * rows * OW
-                taps = 0
-                for r in range(rows):
-                    for p in range(KH):
-                        taps += OW if border_p[i0 + r, p] else border_q[q]
-                padding_macs += CO * C * taps
-            pad_row = np.zeros(rows, np.int64)
-            for r in range(rows):
-                for p in range(KH):
-                    pad_row[r] += KW * OW if border_p[i0 + r, p] else border_sum
+            padded, pad_row = block_padding(border_p, border_q, i0, rows, OW, CO, C)
+            padding_macs += padded
             b, s, c = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
                                    bias, has_bias, scale, shift, affine, lo, hi, clamp)
             bias_adds += b
@@ -190,8 +203,7 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
         block = np.empty((CO, columns), dtype=x.dtype)
         product = np.empty_like(block)
         pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed)
-        border = border_p[i0:i0 + rows]  # (rows, KH)
-        macs = padding_macs = 0
+        macs = 0
         for q in range(KW):
             view = packed[phases[q], :, offsets[q]:offsets[q] + columns]
             if q == 0:
@@ -201,10 +213,9 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
                 with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
                     block += product
             macs += CO * K * rows * OW
-            padding_macs += CO * C * int((border * OW + (1 - border) * border_q[q]).sum())
-        pad_row = (border * (KW * OW) + (1 - border) * int(border_q.sum())).sum(axis=1)
-        return (macs, padding_macs) + finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row.astype(np.int64),
-                                                   bias, has_bias, scale, shift, affine, lo, hi, clamp)
+        padding_macs, pad_row = block_padding(border_p, border_q, i0, rows, OW, CO, C)
+        return (macs, int(padding_macs)) + finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
+                                                        bias, has_bias, scale, shift, affine, lo, hi, clamp)
 
     with gemm.blas_one_thread():
         if gemm.on_numba():
