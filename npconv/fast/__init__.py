@@ -120,11 +120,11 @@ def conv2d(x, w, b, geometry: Conv2dGeometry, *, scale=None, shift=None, relu6=F
     if kind == "depthwise":
         y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype)
         w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
-        geometry = (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, padded_h, padded_w, mode)
+        steps = (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, padded_h, padded_w, mode)
         if _threads.forked():     # Numba's OpenMP pool cannot run in a forked process (npconv/_threads.py)
-            counts = depthwise.depthwise_serial(x, w3, *epilogue, y, *geometry)
+            counts = depthwise.depthwise_serial(x, w3, *epilogue, y, *steps)
         else:
-            counts = depthwise.depthwise(x, w3, *epilogue, y, *geometry, threads)
+            counts = depthwise.depthwise(x, w3, *epilogue, y, *steps, threads)
     elif kind == "pointwise":
         y, counts = pointwise.pointwise(x, w, g.stride_h, g.stride_w, *epilogue, threads)
     else:

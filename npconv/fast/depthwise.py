@@ -55,7 +55,7 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
     # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
     # threads: how many chunks to split the (image, channel) pairs into
     N, C = x.shape[0], x.shape[1]
-    offsets, pad_row = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left)
+    RJ, WJ, offsets, pad_row = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left)
     tasks = N * C
     chunks = max(1, min(tasks, threads))
     macs = 0
@@ -64,8 +64,8 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
     scale_shifts = 0
     compares = 0
     for chunk in prange(chunks):
-        m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
-                                 pad_top, pad_left, padded_h, padded_w, mode, offsets, pad_row,
+        m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                                 pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row,
                                  chunk * tasks // chunks, (chunk + 1) * tasks // chunks)
         macs += m
         padding_macs += p
@@ -80,14 +80,15 @@ def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
                      sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode):
     # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
     # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
-    offsets, pad_row = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left)
-    return channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
-                    pad_top, pad_left, padded_h, padded_w, mode, offsets, pad_row, 0, x.shape[0] * x.shape[1])
+    RJ, WJ, offsets, pad_row = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left)
+    return channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                    pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, 0, x.shape[0] * x.shape[1])
 
 
 @njit(cache=True)
 def layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left):
-    # offsets (KH, KW): where tap (p, q)'s stream starts in a channel's sub-planes;
+    # RJ, WJ: rows and columns of a channel's sub-planes (WJ: the width of the wide grid);
+    # offsets (KH, KW): where tap (p, q)'s stream starts in them;
     # pad_row (OH,): the padding taps of each output row (`planes.padding_per_row`)
     H, W = x.shape[2], x.shape[3]
     KH, KW = w.shape[1], w.shape[2]
@@ -99,20 +100,19 @@ def layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left):
         for q in range(KW):
             a, b = (p * dh) % sh, (q * dw) % sw
             offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
-    return offsets, padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
+    return RJ, WJ, offsets, padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
 
 
 @njit(cache=True)
-def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, dh, dw,
-             pad_top, pad_left, padded_h, padded_w, mode, offsets, pad_row, first, last):
+def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+             pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, first, last):
     # The (image, channel) pairs first..last-1 (task = n * C + c), each start to finish:
-    # copy into the sub-planes, the taps, the epilogue, the crop. Returns the five counts.
+    # copy into the sub-planes, the taps, the epilogue, the crop (RJ, WJ, offsets, pad_row:
+    # `layout`). Returns the five counts.
     C = x.shape[1]
     CO, KH, KW = w.shape
     M = CO // C
-    OH, OW = y.shape[2], y.shape[3]
-    RJ = OH + ((KH - 1) * dh) // sh          # rows of a sub-plane
-    WJ = OW + ((KW - 1) * dw) // sw          # columns of a sub-plane = width of the wide grid
+    OH = y.shape[2]
     L = OH * WJ                              # length of the wide grid
     LV = (L + VECTOR - 1) // VECTOR * VECTOR  # ... rounded up to whole vector blocks (see VECTOR)
     size = sh * sw * RJ * WJ + WJ + VECTOR   # all sub-planes, and slack for the wide grid's tail
