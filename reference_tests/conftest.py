@@ -13,6 +13,7 @@ redis:// URL that all workers of a campaign share, so a failure found by one rep
 (npconv.strategies.example_database; docs/testing.md).
 """
 
+import functools
 import os
 
 import pytest
@@ -32,7 +33,12 @@ settings.register_profile("thorough", max_examples=2000, print_blob=True, **_EXP
 settings.load_profile(os.environ.get("NPCONV_HYPOTHESIS_PROFILE", "ci"))
 
 
-def _cuda_available() -> bool:
+@functools.cache
+def cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA device. Asked when a CUDA test is set up, not
+    when this file is imported: pytest-xdist's controller imports it before it starts the
+    workers and collects no test, and importing torch there held up the workers' start by
+    1.5 s (about 1% of CI's run)."""
     try:
         import torch
     except ImportError:
@@ -40,9 +46,16 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-CUDA = _cuda_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))]
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA device; skipped where torch sees none")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("cuda") is not None and not cuda_available():
+        pytest.skip("no CUDA device")
 
 
 @pytest.fixture(scope="session", autouse=True)
