@@ -19,17 +19,19 @@ padding mode, channel multiplier, batch and dtype the fast tier claims):
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import npconv
 import npconv.engine
 import npconv.fast
 import npconv.fast.linear
+import npconv.kernels.pad2d
 from npconv import ops
 from npconv.geometry import conv2d_geometry
 from npconv.strategies import VALUE_FAMILIES, Conv2dConfig, conv2d_arrays, conv2d_configs
@@ -83,6 +85,8 @@ def _check_against_reference(cfg: Conv2dConfig, x, w, b):
 _DEPTHWISE_S2 = Conv2dConfig(1, 3, 6, 3, 9, 8, (3, 3), (2, 2), (1, 1), (1, 1), "zeros", True)
 _DEPTHWISE_REFLECT = Conv2dConfig(2, 2, 2, 2, 5, 6, (3, 3), (1, 1), (2, 1), (1, 1), "reflect", False)
 _DEPTHWISE_DILATED = Conv2dConfig(1, 2, 4, 2, 7, 7, (2, 3), (3, 2), (1, 2), (2, 3), "circular", True)
+_DEPTHWISE_VALID = Conv2dConfig(1, 2, 2, 2, 6, 7, (3, 3), (1, 1), (0, 0), (1, 1), "zeros", True)  # the wide grid
+_DEPTHWISE_SAME_5X5 = Conv2dConfig(2, 2, 4, 2, 7, 6, (5, 5), (1, 1), (2, 2), (1, 1), "zeros", True)  # narrow
 _POINTWISE_STRIDED = Conv2dConfig(2, 3, 5, 1, 7, 6, (1, 1), (2, 3), (0, 0), (1, 1), "zeros", True)
 _STANDARD = Conv2dConfig(2, 3, 4, 1, 8, 9, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
 _STANDARD_STRIDED = Conv2dConfig(1, 2, 3, 1, 9, 9, (3, 2), (2, 3), (2, 1), (2, 1), "replicate", False)
@@ -105,7 +109,8 @@ def test_fast_within_bound_of_reference_and_counts_equal(kind, data):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
-    "cfg", [_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED, _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
+    "cfg", [_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED, _DEPTHWISE_VALID, _DEPTHWISE_SAME_5X5,
+            _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
 )
 def test_fast_on_fixed_configurations(cfg, dtype):
     """Each kernel's special paths (stride 2 planes, reflect and circular padding, dilation,
@@ -159,6 +164,91 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
     many, counts_many = npconv.fast.conv2d(x4, w, b, g, threads=threads)
     np.testing.assert_array_equal(one, many)
     assert counts_one == counts_many
+
+
+def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
+    """npconv/fast/depthwise.py's `channels` on the grid named, for all of x's channels: "narrow"
+    where `layout` takes it, "wide" always (`layout` picks the narrow grid only for zero padding,
+    so asked with another mode it gives the wide one, which `channels` then fills with zeros).
+    Returns (y, counts, whether the grid asked for was used)."""
+    from npconv.fast import depthwise
+
+    g = _geometry(cfg)
+    w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
+    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), x.dtype)
+    geometry = (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left)
+    grid_layout = depthwise.layout(x, w3, y, *geometry, 0 if grid == "narrow" else 1)
+    empty = np.zeros(0, x.dtype)
+    epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
+    counts = depthwise.channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+                                g.height + g.pad_top + g.pad_bottom, g.width + g.pad_left + g.pad_right, 0,
+                                *grid_layout, 0, g.batch * g.in_channels)
+    return y, counts, grid_layout[0] == (grid == "narrow")
+
+
+@given(cfg=conv2d_configs(depthwise=True, max_size=9, allow_unbatched=False, allow_empty_batch=False),
+       data=st.data(), relu6=st.booleans())
+def test_depthwise_narrow_and_wide_grids_give_the_same_bits_and_counts(cfg, data, relu6):
+    """With zero padding, where `planes.narrow_fits` allows, the depthwise kernel computes on the
+    narrow grid (the output's own plane, padding columns masked to zero) instead of the wide one
+    (padded sub-planes, then a crop). Both sum the same products in the same order and run the
+    same epilogue: the same bits, NaN and Inf included, and the same counts."""
+    cfg = dataclasses.replace(cfg, padding_mode="zeros")
+    dtype = data.draw(st.sampled_from((np.float32, np.float64)))
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype, values=data.draw(st.sampled_from(("normal", "special")))))
+    assume(_grids_agree(cfg, x, w, b, relu6))
+
+
+def _grids_agree(cfg, x, w, b, relu6) -> bool:
+    """Asserts the narrow and the wide grid agree (bits and counts) where `layout` takes the
+    narrow one; returns whether it did (False: nothing compared)."""
+    scale = np.linspace(-1.5, 2, cfg.out_channels).astype(x.dtype)
+    shift = np.linspace(-1, 1, cfg.out_channels).astype(x.dtype)
+    narrow, narrow_counts, used = _depthwise_on_grid("narrow", x, w, b, scale, shift, relu6, cfg)
+    if not used:
+        return False
+    wide, wide_counts, _ = _depthwise_on_grid("wide", x, w, b, scale, shift, relu6, cfg)
+    np.testing.assert_array_equal(narrow, wide)
+    assert narrow_counts == wide_counts
+    return True
+
+
+_DEPTHWISE_SAME_3X3 = Conv2dConfig(1, 3, 6, 3, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
+
+
+@pytest.mark.parametrize("values", ["normal", "special"])
+@pytest.mark.parametrize("cfg", [_DEPTHWISE_SAME_3X3, _DEPTHWISE_S2, _DEPTHWISE_SAME_5X5], ids=["3x3", "3x3-s2", "5x5"])
+def test_depthwise_grids_agree_on_mobilenet_like_layers(cfg, values):
+    """The derandomized draws above are small and rarely 3x3: MobileNet's two layer shapes (3x3
+    "same" at stride 1 and 2, with a channel multiplier) and a 5x5 one, every border column
+    masked, NaN and Inf among the values."""
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(cfg.input_shape).astype(dtype)
+        w = rng.standard_normal(cfg.weight_shape).astype(dtype)
+        if values == "special":
+            x.flat[rng.choice(x.size, 6, replace=False)] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30]
+            w[:, :, 0, 0] = np.inf
+        b = rng.standard_normal(cfg.out_channels).astype(dtype)
+        for relu6 in (False, True):
+            assert _grids_agree(cfg, x, w, b, relu6)
+
+
+@pytest.mark.parametrize("cfg, narrow", [(_DEPTHWISE_S2, True), (_DEPTHWISE_SAME_5X5, True),
+                                         (_DEPTHWISE_VALID, False), (_DEPTHWISE_REFLECT, False)],
+                         ids=["s2-same", "5x5-same", "valid", "reflect"])
+def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
+    """test_fast_on_fixed_configurations runs each depthwise grid on every dtype: these
+    configurations take the grid they are listed with."""
+    from npconv.fast import depthwise
+
+    g = _geometry(cfg)
+    x = np.zeros(cfg.input_shape, np.float32)
+    w3 = np.zeros((g.out_channels, g.kernel_h, g.kernel_w), np.float32)
+    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), np.float32)
+    mode = npconv.kernels.pad2d.MODE_CODES[cfg.padding_mode]
+    assert depthwise.layout(x, w3, y, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left,
+                            mode)[0] == narrow
 
 
 @given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),

@@ -160,3 +160,122 @@ def padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W):
         for p in range(KH):
             per_row[i] += KW * OW if border_p[i, p] else KW * OW - inside_q
     return per_row
+
+
+# ----------------------------------------------------------------------------- the narrow grid
+#
+# With zero padding, the sub-planes can be split from the unpadded input instead, each as wide
+# as the output: input row R goes to row-phase R % sh, row R // sh; column C to column-phase
+# C % sw, column C // sw. Tap (p, q) of output pixel (i, j) reads input row i*sh + p*dh - pad_top
+# = (i + rp)*sh + a and column (j + cq)*sw + b, with a, rp and b, cq the floor-division
+# remainders and quotients of p*dh - pad_top by sh and of q*dw - pad_left by sw. So on the
+# "narrow grid" k = i*OW + j, tap (p, q) is again one unit-stride stream,
+#
+#     flat[tap_offset[p, q] + k],   tap_offset = lead + base of sub-plane (a, b) + (top + rp) * OW + cq,
+#
+# and the output needs no crop: the grid is y's own plane. Rows above and below the input are
+# zero rows of the sub-planes (`top` of them above). Columns are not padded: a column outside
+# the input is read from a neighbouring row, so the taps take a zero there instead, through
+# masks[q, k] = 0 <= j + cq < (columns of phase b). That needs each stream to reach no real
+# column past OW - 1 (`narrow_fits`): true of "same" padding at stride 1 and of MobileNet's
+# stride-2 layers, not of an unpadded kernel wider than 1, which keeps the wide grid.
+
+
+@njit(cache=True)
+def narrow_fits(W, OW, KW, sw, dw, pad_left):
+    # whether every tap column's stream stays within the narrow grid's rows (see above)
+    for q in range(KW):
+        d = q * dw - pad_left
+        b, cq = d % sw, d // sw
+        columns = max(0, (W - b + sw - 1) // sw)
+        if cq > 0 and (columns > OW or cq > OW):
+            return False
+    return True
+
+
+@njit(cache=True)
+def narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left):
+    # returns RJ (rows of a sub-plane, zero rows included), lead (slack before the first
+    # sub-plane), top (zero rows above the input's rows), offsets (KH, KW), masks (KW, OH*OW)
+    rp_min, rp_max = 0, 0
+    for p in range(KH):
+        rp = (p * dh - pad_top) // sh
+        rp_min = rp if p == 0 else min(rp_min, rp)
+        rp_max = rp if p == 0 else max(rp_max, rp)
+    cq_min = 0
+    for q in range(KW):
+        cq = (q * dw - pad_left) // sw
+        cq_min = cq if q == 0 else min(cq_min, cq)
+    top = max(0, -rp_min)
+    RJ = top + max(1, OH + rp_max)
+    lead = max(0, -cq_min)
+    offsets = np.empty((KH, KW), np.int64)
+    for p in range(KH):
+        dp = p * dh - pad_top
+        for q in range(KW):
+            dq = q * dw - pad_left
+            a, b = dp % sh, dq % sw
+            offsets[p, q] = lead + (a * sw + b) * RJ * OW + (top + dp // sh) * OW + dq // sw
+    masks = np.empty((KW, OH * OW), np.bool_)
+    for q in range(KW):
+        d = q * dw - pad_left
+        b, cq = d % sw, d // sw
+        columns = max(0, (W - b + sw - 1) // sw)
+        for i in range(OH):
+            for j in range(OW):
+                masks[q, i * OW + j] = 0 <= j + cq < columns
+    return RJ, lead, top, offsets, masks
+
+
+@njit(cache=True)
+def fill_narrow(x, n, c, sh, sw, RJ, OW, lead, top, flat):
+    # x: (N, C, H, W)   flat: the narrow grid's sub-planes (RJ x OW each, after `lead`), their
+    # zero rows and unused columns already zero; writes x[n, c, R, C] to sub-plane
+    # (R % sh, C % sw), row top + R // sh, column C // sw (the rows and columns that fit)
+    H, W = x.shape[2], x.shape[3]
+    plane = RJ * OW
+    rows = RJ - top
+    if sh == 1 and sw == 1:
+        count = min(W, OW)
+        if count == W == OW:             # the plane is one contiguous run: one loop
+            src = x[n, c].reshape(H * W)
+            dst = flat[lead + top * OW:]
+            for k in range(min(H, rows) * W):
+                dst[k] = src[k]
+            return
+        for r in range(min(H, rows)):
+            src = x[n, c, r]
+            dst = flat[lead + (top + r) * OW:]
+            for k in range(count):
+                dst[k] = src[k]
+        return
+    if sh == 2 and sw == 2:              # even and odd columns split by one loop (fill_interior_s2)
+        count_even = min((W + 1) >> 1, OW)
+        count_odd = min(W >> 1, OW)
+        both = min(count_even, count_odd)
+        for r in range(H):
+            rr = r >> 1
+            if rr >= rows:
+                break
+            src = x[n, c, r]
+            base = lead + (r & 1) * 2 * plane + (top + rr) * OW
+            evens = flat[base:]
+            odds = flat[base + plane:]
+            for t in range(both):
+                evens[t] = src[2 * t]
+                odds[t] = src[2 * t + 1]
+            for t in range(both, count_even):
+                evens[t] = src[2 * t]
+            for t in range(both, count_odd):
+                odds[t] = src[2 * t + 1]
+        return
+    for r in range(H):
+        rr = r // sh
+        if rr >= rows:
+            break
+        src = x[n, c, r]
+        for b in range(sw):
+            count = min(max(0, (W - b + sw - 1) // sw), OW)
+            dst = flat[lead + ((r % sh) * sw + b) * plane + (top + rr) * OW:]
+            for t in range(count):
+                dst[t] = src[t * sw + b]
