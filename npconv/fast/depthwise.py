@@ -24,10 +24,12 @@ the taps write straight into y and there is no crop. Padding rows are zero rows 
 sub-planes; a tap column that falls outside the input reads a neighbouring row instead, so
 there the tap takes a zero through a mask (`taps3x3_masked`, `taps_any_masked`), the same
 zero the reference's padded input holds. The same products are summed in the same order: the
-two grids give the same bits. Against the wide grid, interleaved in one process on MobileNetV1's
-layers (December 2026): 0.67-0.97 of its time on one thread (dw 1024@7 139 -> 93 us, 512@14
-stride 2 97 -> 81 us), 0.76-0.97 on two except 32@112 (1.05). bench/README.md has the ratios
-to PyTorch.
+two grids give the same bits. The narrow grid also works on a group of channels at a time
+(`narrow_channels`), each step one loop over the group with unsigned flat indices, where the
+wide grid makes a few calls and slices per channel. Against the wide grid, interleaved in one
+process on MobileNetV1's layers (December 2026): 0.37-0.97 of its time on one thread (dw
+1024@7 129 -> 47 us, 512@14 stride 2 94 -> 73 us), 0.49-1.01 on two. bench/README.md has the
+ratios to PyTorch.
 
 A channel costs a few long loops, not one loop per output row, which is what keeps the
 7x7 and 14x14 layers (1,024 and 512 channels of 49 and 196 pixels) from drowning in loop
@@ -48,7 +50,7 @@ pixel), so these equal the reference kernel's counts, and non-finite results mat
 import numpy as np
 from numba import njit, prange
 
-from .epilogue import apply, crop
+from .epilogue import apply, apply_planes, crop
 from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2, fill_narrow, narrow_fits,
                      narrow_layout, padding_per_row)
 
@@ -133,19 +135,18 @@ def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, s
              pad_top, pad_left, padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row,
              masks, first, last):
     # The (image, channel) pairs first..last-1 (task = n * C + c), each start to finish:
-    # copy into the sub-planes, the taps, the epilogue, and on the wide grid the crop
-    # (narrow ... masks: `layout`). Returns the five counts.
+    # copy into the sub-planes, the taps, the epilogue, the crop (narrow ... masks: `layout`;
+    # the narrow grid: `narrow_channels`). Returns the five counts.
+    if narrow:
+        return narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                               RJ, WJ, lead, top, offsets, pad_row, masks, first, last)
     C = x.shape[1]
     CO, KH, KW = w.shape
     M = CO // C
-    OH, OW = y.shape[2], y.shape[3]
-    L = OH * WJ                              # length of the grid
+    OH = y.shape[2]
+    L = OH * WJ                              # length of the wide grid
     LV = (L + VECTOR - 1) // VECTOR * VECTOR  # ... rounded up to whole vector blocks (see VECTOR)
-    # all sub-planes, and slack for the wide grid's tail or the narrow grid's last columns
-    size = lead + sh * sw * RJ * WJ + WJ + VECTOR
-    padding_per_plane = 0
-    for i in range(OH):
-        padding_per_plane += pad_row[i]
+    size = sh * sw * RJ * WJ + WJ + VECTOR   # all sub-planes, and slack for the wide grid's tail
     macs = 0
     padding_macs = 0
     bias_adds = 0
@@ -156,9 +157,7 @@ def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, s
     for task in range(first, last):
         n = task // C
         c = task - n * C
-        if narrow:
-            fill_narrow(x, n, c, sh, sw, RJ, WJ, lead, top, flat)
-        elif mode == 0 and sh == 1 and sw == 1:
+        if mode == 0 and sh == 1 and sw == 1:
             fill_interior_s1(x, n, c, RJ, WJ, pad_top, pad_left, flat)
         elif mode == 0 and sh == 2 and sw == 2:
             fill_interior_s2(x, n, c, RJ, WJ, pad_top, pad_left, flat)
@@ -168,24 +167,13 @@ def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, s
             fill_all(x, n, c, sh, sw, RJ, WJ, pad_top, pad_left, padded_h, padded_w, mode, flat)
         for m in range(M):
             o = c * M + m
-            if narrow:
-                # straight into y's plane: the narrow grid is the output's own layout
-                out = y[n, o].reshape(L)
-                if KH == 3 and KW == 3:
-                    taps3x3_masked(flat, offsets, masks, w, o, out)
-                else:
-                    taps_any_masked(flat, offsets, masks, w, o, out)
-                if has_bias or affine or clamp:
-                    apply(out, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-                counted, padded, kept = KH * KW * L, padding_per_plane, L
+            if KH == 3 and KW == 3:
+                taps3x3(flat, offsets, w, o, wide)
             else:
-                if KH == 3 and KW == 3:
-                    taps3x3(flat, offsets, w, o, wide)
-                else:
-                    taps_any(flat, offsets, w, o, wide)
-                if has_bias or affine or clamp:
-                    apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-                counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
+                taps_any(flat, offsets, w, o, wide)
+            if has_bias or affine or clamp:
+                apply(wide, o, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+            counted, padded, kept = crop(wide, WJ, y, n, o, KH * KW, pad_row)
             macs += counted
             padding_macs += padded
             if has_bias:
@@ -195,6 +183,47 @@ def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, s
             if clamp:
                 compares += 2 * kept
     return macs, padding_macs, bias_adds, scale_shifts, compares
+
+
+# The narrow grid fills the sub-planes of a group of channels, GROUP_BYTES of them at most, then
+# runs their taps, then their epilogue, each step one loop over the group. One call per channel
+# and step instead cost more than the work on MobileNet's 7x7 planes: their taps and copies
+# took 46 and 14 us per 1,024 channels that way and 31 and 5 us this way (December 2026).
+GROUP_BYTES = 1 << 15
+
+
+@njit(cache=True)
+def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                    RJ, OW, lead, top, offsets, pad_row, masks, first, last):
+    # `channels` on the narrow grid (planes.py): tasks first..last-1, a group at a time, each
+    # task's sub-planes `stride` elements after the last one's; the output is written in place
+    N, C, H, W = x.shape
+    CO, KH, KW = w.shape
+    M = CO // C
+    OH = y.shape[2]
+    L = OH * OW
+    stride = lead + sh * sw * RJ * OW + OW + VECTOR  # a task's sub-planes, and slack for its last streams
+    group = max(1, min(last - first, GROUP_BYTES // (stride * x.itemsize)))
+    flat = np.zeros(group * stride, x.dtype)
+    xf, yf, mf = x.reshape(x.size), y.reshape(y.size), masks.reshape(masks.size)
+    uoffsets = offsets.astype(np.uint64)
+    for start in range(first, last, group):
+        count = min(group, last - start)
+        fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat)
+        # task t's M output planes are planes t*M .. t*M + M - 1 of y: the group's are contiguous
+        if KH == 3 and KW == 3:
+            taps3x3_masked(flat, stride, uoffsets, mf, w, start, count, M, yf, L)
+        else:
+            taps_any_masked(flat, stride, uoffsets, mf, w, start, count, M, yf, L)
+        if has_bias or affine or clamp:
+            apply_planes(yf, start * M, count * M, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+    planes = (last - first) * M
+    padding_per_plane = 0
+    for i in range(OH):
+        padding_per_plane += pad_row[i]
+    kept = planes * L
+    return (KH * KW * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
+            2 * kept if clamp else 0)
 
 
 @njit(cache=True)
@@ -231,38 +260,64 @@ def taps_any(flat, offsets, w, o, wide):
 
 
 @njit(cache=True)
-def taps3x3_masked(flat, offsets, masks, w, o, out):
-    # the narrow grid's taps3x3: masks (3, L) say where tap column q reads an input pixel;
-    # elsewhere it reads padding, a zero, as the reference's padded input has there
-    # out[k] = sum_{p,q} (flat[offsets[p, q] + k] if masks[q, k] else 0) * w[o, p, q]
-    L = out.shape[0]
+def taps3x3_masked(flat, stride, offsets, masks, w, start, count, M, out, L):
+    # the narrow grid's taps3x3 for tasks start..start+count-1, whose sub-planes are `stride`
+    # apart in flat: output plane P = t*M + m (t = start + g; y's plane (n, c*M + m) for
+    # t = n*C + c) is out[P*L :][:L], of output channel o = P % C_out, and
+    #   out[P*L + k] = sum_{p,q} (flat[g*stride + offsets[p, q] + k] if masks[q*L + k] else 0) * w[o, p, q]
+    # masks (3 * L,) say where tap column q reads an input pixel; elsewhere it reads padding, a
+    # zero, as the reference's padded input has there. Every index is unsigned (offsets are
+    # uint64): Numba then needs no negative-index wraparound and LLVM vectorises the loop on
+    # flat views. With a slice per stream instead (taps3x3), their setup cost more than the
+    # 49 outputs of a 7x7 plane: 1,024 such planes took 62 us that way and 22 us this way.
+    U = np.uint64
+    CO = w.shape[0]
     zero = out.dtype.type(0)
-    t00, t01, t02 = flat[offsets[0, 0]:], flat[offsets[0, 1]:], flat[offsets[0, 2]:]
-    t10, t11, t12 = flat[offsets[1, 0]:], flat[offsets[1, 1]:], flat[offsets[1, 2]:]
-    t20, t21, t22 = flat[offsets[2, 0]:], flat[offsets[2, 1]:], flat[offsets[2, 2]:]
-    w00, w01, w02 = w[o, 0, 0], w[o, 0, 1], w[o, 0, 2]
-    w10, w11, w12 = w[o, 1, 0], w[o, 1, 1], w[o, 1, 2]
-    w20, w21, w22 = w[o, 2, 0], w[o, 2, 1], w[o, 2, 2]
-    m0, m1, m2 = masks[0], masks[1], masks[2]
-    for k in range(L):
-        a, b, c = m0[k], m1[k], m2[k]
-        out[k] = ((t00[k] if a else zero) * w00 + (t01[k] if b else zero) * w01 + (t02[k] if c else zero) * w02
-                  + (t10[k] if a else zero) * w10 + (t11[k] if b else zero) * w11 + (t12[k] if c else zero) * w12
-                  + (t20[k] if a else zero) * w20 + (t21[k] if b else zero) * w21 + (t22[k] if c else zero) * w22)
+    n = U(L)
+    m1, m2 = n, n + n
+    for g in range(count):
+        shift = U(g * stride)
+        o00, o01, o02 = offsets[0, 0] + shift, offsets[0, 1] + shift, offsets[0, 2] + shift
+        o10, o11, o12 = offsets[1, 0] + shift, offsets[1, 1] + shift, offsets[1, 2] + shift
+        o20, o21, o22 = offsets[2, 0] + shift, offsets[2, 1] + shift, offsets[2, 2] + shift
+        for m in range(M):
+            plane = (start + g) * M + m
+            base = U(plane * L)
+            o = plane % CO                       # its output channel
+            w00, w01, w02 = w[o, 0, 0], w[o, 0, 1], w[o, 0, 2]
+            w10, w11, w12 = w[o, 1, 0], w[o, 1, 1], w[o, 1, 2]
+            w20, w21, w22 = w[o, 2, 0], w[o, 2, 1], w[o, 2, 2]
+            for k in range(n):
+                a, b, c = masks[k], masks[m1 + k], masks[m2 + k]
+                out[base + k] = ((flat[o00 + k] if a else zero) * w00 + (flat[o01 + k] if b else zero) * w01
+                                 + (flat[o02 + k] if c else zero) * w02
+                                 + (flat[o10 + k] if a else zero) * w10 + (flat[o11 + k] if b else zero) * w11
+                                 + (flat[o12 + k] if c else zero) * w12
+                                 + (flat[o20 + k] if a else zero) * w20 + (flat[o21 + k] if b else zero) * w21
+                                 + (flat[o22 + k] if c else zero) * w22)
 
 
 @njit(cache=True)
-def taps_any_masked(flat, offsets, masks, w, o, out):
-    # the narrow grid's taps_any, one tap stream at a time, padding taps reading zero (taps3x3_masked)
-    L = out.shape[0]
+def taps_any_masked(flat, stride, offsets, masks, w, start, count, M, out, L):
+    # the narrow grid's taps_any, one tap stream at a time, padding taps reading zero; the
+    # arguments and unsigned indices of taps3x3_masked
+    U = np.uint64
+    CO = w.shape[0]
     KH, KW = offsets.shape
     zero = out.dtype.type(0)
-    for k in range(L):
-        out[k] = zero
-    for p in range(KH):
-        for q in range(KW):
-            tap = flat[offsets[p, q]:]
-            inside = masks[q]
-            w_pq = w[o, p, q]
-            for k in range(L):
-                out[k] += (tap[k] if inside[k] else zero) * w_pq
+    n = U(L)
+    for g in range(count):
+        shift = U(g * stride)
+        for m in range(M):
+            plane = (start + g) * M + m
+            base = U(plane * L)
+            o = plane % CO                       # its output channel
+            for k in range(n):
+                out[base + k] = zero
+            for p in range(KH):
+                for q in range(KW):
+                    tap = offsets[p, q] + shift
+                    inside = U(q) * n
+                    w_pq = w[o, p, q]
+                    for k in range(n):
+                        out[base + k] += (flat[tap + k] if masks[inside + k] else zero) * w_pq

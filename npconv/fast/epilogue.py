@@ -22,6 +22,7 @@ bias_adds (one per pixel), bn_scale_shift (one per pixel, op "batch_norm2d") and
 activation_compares (two per pixel, op "relu6") for the steps that ran.
 """
 
+import numpy as np
 from numba import njit
 
 
@@ -63,3 +64,29 @@ def crop(wide, WJ, y, n, o, taps, pad_row):
         padding_macs += pad_row[i]
         kept += OW
     return macs, padding_macs, kept
+
+
+@njit(cache=True)
+def apply_planes(out, first, planes, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp):
+    # `apply` on output planes first..first+planes-1 of out (flat; plane P is out[P*L :][:L],
+    # channel P % CO), as one loop per step over the planes, with unsigned indices (the narrow
+    # depthwise grid, npconv/fast/depthwise.py). The same steps, in the same order, as `apply`.
+    U = np.uint64
+    n = U(L)
+    for P in range(first, first + planes):
+        o = P % CO
+        base = U(P * L)
+        if has_bias:
+            b = bias[o]
+            for k in range(n):
+                out[base + k] += b
+        if affine:
+            s = scale[o]
+            t = shift[o]
+            for k in range(n):
+                out[base + k] = out[base + k] * s + t
+        if clamp:
+            for k in range(n):
+                v = out[base + k]
+                v = lo if v < lo else v
+                out[base + k] = hi if v > hi else v
