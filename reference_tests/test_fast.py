@@ -167,9 +167,10 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
 
 
 def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
-    """npconv/fast/depthwise.py's `channels` on the grid named, for all of x's channels: "narrow"
-    where `layout` takes it, "wide" always (`layout` picks the narrow grid only for zero padding,
-    so asked with another mode it gives the wide one, which `channels` then fills with zeros).
+    """npconv/fast/depthwise.py's kernel on the grid named, for all of x's channels: "narrow"
+    (`narrow_channels`) where `layout` takes it, "wide" (`channels`) always (`layout` picks the
+    narrow grid only for zero padding, so asked with another mode it gives the wide one, which
+    `channels` then fills with zeros).
     Returns (y, counts, whether the grid asked for was used)."""
     from npconv.fast import depthwise
 
@@ -180,10 +181,16 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
     grid_layout = depthwise.layout(x, w3, y, *geometry, 0 if grid == "narrow" else 1)
     empty = np.zeros(0, x.dtype)
     epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
-    counts = depthwise.channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
-                                g.height + g.pad_top + g.pad_bottom, g.width + g.pad_left + g.pad_right, 0,
-                                *grid_layout, 0, g.batch * g.in_channels)
-    return y, counts, grid_layout[0] == (grid == "narrow")
+    narrow, RJ, WJ, lead, top, offsets, pad_row, masks = grid_layout
+    tasks = g.batch * g.in_channels
+    if narrow:
+        counts = depthwise.narrow_channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, RJ, WJ, lead, top, offsets,
+                                           pad_row, masks, 0, tasks)
+    else:
+        counts = depthwise.channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+                                    g.height + g.pad_top + g.pad_bottom, g.width + g.pad_left + g.pad_right, 0,
+                                    RJ, WJ, offsets, pad_row, 0, tasks)
+    return y, counts, narrow == (grid == "narrow")
 
 
 @given(cfg=conv2d_configs(depthwise=True, max_size=9, allow_unbatched=False, allow_empty_batch=False),

@@ -6,7 +6,8 @@
 What changes is the order of the work (see `planes` for the layout):
 
 * the (image, channel) pairs are split into one chunk per thread (`prange`), each done by
-  `channels` start to finish (`depthwise_serial` runs them all on the calling thread);
+  `channels` (the wide grid) or `narrow_channels` (the narrow grid, below) start to finish
+  (`depthwise_serial` runs them all on the calling thread);
 * each channel is copied once into sh * sw padded sub-planes, flat in a buffer that stays in
   L1/L2; the stride is specialised there: at stride 1 the copy is row by row, at stride 2 it
   splits even and odd rows and columns, so that afterwards every tap (p, q) is one
@@ -80,9 +81,14 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
     scale_shifts = 0
     compares = 0
     for chunk in prange(chunks):
-        m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                                 pad_top, pad_left, padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row,
-                                 masks, chunk * tasks // chunks, (chunk + 1) * tasks // chunks)
+        first, last = chunk * tasks // chunks, (chunk + 1) * tasks // chunks
+        if narrow:
+            m, p, b, s, c = narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                                            RJ, WJ, lead, top, offsets, pad_row, masks, first, last)
+        else:
+            m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                                     pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row,
+                                     first, last)
         macs += m
         padding_macs += p
         bias_adds += b
@@ -97,9 +103,11 @@ def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
     # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
     # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
     narrow, RJ, WJ, lead, top, offsets, pad_row, masks = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left, mode)
+    if narrow:
+        return narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
+                               RJ, WJ, lead, top, offsets, pad_row, masks, 0, x.shape[0] * x.shape[1])
     return channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                    pad_top, pad_left, padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row,
-                    masks, 0, x.shape[0] * x.shape[1])
+                    pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, 0, x.shape[0] * x.shape[1])
 
 
 @njit(cache=True)
@@ -132,14 +140,10 @@ def layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left, mode):
 
 @njit(cache=True)
 def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-             pad_top, pad_left, padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row,
-             masks, first, last):
-    # The (image, channel) pairs first..last-1 (task = n * C + c), each start to finish:
-    # copy into the sub-planes, the taps, the epilogue, the crop (narrow ... masks: `layout`;
-    # the narrow grid: `narrow_channels`). Returns the five counts.
-    if narrow:
-        return narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                               RJ, WJ, lead, top, offsets, pad_row, masks, first, last)
+             pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, first, last):
+    # The (image, channel) pairs first..last-1 (task = n * C + c) on the wide grid, each start
+    # to finish: copy into the sub-planes, the taps, the epilogue, the crop (RJ, WJ, offsets,
+    # pad_row: `layout`; the narrow grid's twin is `narrow_channels`). Returns the five counts.
     C = x.shape[1]
     CO, KH, KW = w.shape
     M = CO // C
