@@ -177,8 +177,8 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
     g = _geometry(cfg)
     w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
     y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), x.dtype)
-    geometry = (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left)
-    grid_layout = depthwise.layout(x, w3, y, *geometry, 0 if grid == "narrow" else 1)
+    grid_layout = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
+                                   g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, 0 if grid == "narrow" else 1)
     empty = np.zeros(0, x.dtype)
     epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
     narrow, RJ, WJ, lead, top, offsets, pad_row, masks = grid_layout
@@ -250,12 +250,9 @@ def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
     from npconv.fast import depthwise
 
     g = _geometry(cfg)
-    x = np.zeros(cfg.input_shape, np.float32)
-    w3 = np.zeros((g.out_channels, g.kernel_h, g.kernel_w), np.float32)
-    y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), np.float32)
     mode = npconv.kernels.pad2d.MODE_CODES[cfg.padding_mode]
-    assert depthwise.layout(x, w3, y, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left,
-                            mode)[0] == narrow
+    assert depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
+                            g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)[0] == narrow
 
 
 @given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),

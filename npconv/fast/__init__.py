@@ -120,7 +120,9 @@ def conv2d(x, w, b, geometry: Conv2dGeometry, *, scale=None, shift=None, relu6=F
     if kind == "depthwise":
         y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), dtype)
         w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
-        steps = (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, padded_h, padded_w, mode)
+        grid = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
+                                g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)
+        steps = (g.stride_h, g.stride_w, g.pad_top, g.pad_left, padded_h, padded_w, mode, *grid)
         if _threads.forked():     # Numba's OpenMP pool cannot run in a forked process (npconv/_threads.py)
             counts = depthwise.depthwise_serial(x, w3, *epilogue, y, *steps)
         else:

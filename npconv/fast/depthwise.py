@@ -48,6 +48,8 @@ pixel), so these equal the reference kernel's counts, and non-finite results mat
 ((KW - 1) * dw) // sw columns per row are executed, thrown away and not counted.
 """
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -66,13 +68,12 @@ VECTOR = 64
 
 
 @njit(cache=True, parallel=True)
-def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
-              sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, threads):
+def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+              padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks, threads):
     # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
     # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
-    # threads: how many chunks to split the (image, channel) pairs into
+    # narrow ... masks: `layout`   threads: how many chunks to split the (image, channel) pairs into
     N, C = x.shape[0], x.shape[1]
-    narrow, RJ, WJ, lead, top, offsets, pad_row, masks = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left, mode)
     tasks = N * C
     chunks = max(1, min(tasks, threads))
     macs = 0
@@ -98,11 +99,10 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
 
 
 @njit(cache=True)
-def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y,
-                     sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode):
+def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+                     padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks):
     # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
     # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
-    narrow, RJ, WJ, lead, top, offsets, pad_row, masks = layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left, mode)
     if narrow:
         return narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
                                RJ, WJ, lead, top, offsets, pad_row, masks, 0, x.shape[0] * x.shape[1])
@@ -110,32 +110,39 @@ def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
                     pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, 0, x.shape[0] * x.shape[1])
 
 
-@njit(cache=True)
-def layout(x, w, y, sh, sw, dh, dw, pad_top, pad_left, mode):
-    # Where each tap's stream starts, on the narrow grid where it fits, else on the wide grid:
-    #   narrow: whether the narrow grid is used (`narrow_layout`)
-    #   RJ, WJ: rows and columns of a channel's sub-planes (WJ: OW on the narrow grid)
-    #   lead, top: the narrow grid's slack before the first sub-plane, and zero rows above
-    #              each sub-plane's first input row (0 on the wide grid)
-    #   offsets (KH, KW): where tap (p, q)'s stream starts in the buffer
-    #   pad_row (OH,): the padding taps of each output row (`planes.padding_per_row`)
-    #   masks (KW, OH*OW): on the narrow grid, whether tap column q reads an input pixel at
-    #              each output pixel (shape (0, 0) on the wide grid)
-    H, W = x.shape[2], x.shape[3]
-    KH, KW = w.shape[1], w.shape[2]
-    OH, OW = y.shape[2], y.shape[3]
+@functools.lru_cache(maxsize=256)
+def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
+    """Where each tap's stream starts, on the narrow grid where it fits, else on the wide grid:
+    (narrow, RJ, WJ, lead, top, offsets, pad_row, masks), the kernels' last arguments.
+
+        narrow      whether the narrow grid is used (`planes.narrow_fits`, zero padding only)
+        RJ, WJ      rows and columns of a channel's sub-planes (WJ: OW on the narrow grid)
+        lead, top   the narrow grid's slack before the first sub-plane, and zero rows above
+                    each sub-plane's first input row (0 on the wide grid)
+        offsets     (KH, KW): where tap (p, q)'s stream starts in the buffer
+        pad_row     (OH,): the padding taps of each output row (`planes.padding_per_row`)
+        masks       (KW, OH*OW): on the narrow grid, whether tap column q reads an input pixel
+                    at each output pixel (shape (0, 0) on the wide grid)
+
+    A layout depends on the geometry alone: it is worked out once per geometry (a layer's
+    every call after its first finds it here) and shared, so its arrays are read-only. Plain
+    Python: compiled into the kernels, it was one more function for every caller to re-optimise."""
     pad_row = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
-        return True, RJ, OW, lead, top, offsets, pad_row, masks
-    RJ = OH + ((KH - 1) * dh) // sh          # rows of a sub-plane
-    WJ = OW + ((KW - 1) * dw) // sw          # columns of a sub-plane = width of the wide grid
-    offsets = np.empty((KH, KW), np.int64)
-    for p in range(KH):
-        for q in range(KW):
-            a, b = (p * dh) % sh, (q * dw) % sw
-            offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
-    return False, RJ, WJ, 0, 0, offsets, pad_row, np.zeros((0, 0), np.bool_)
+        narrow, WJ = True, OW
+    else:
+        RJ = OH + ((KH - 1) * dh) // sh      # rows of a sub-plane
+        WJ = OW + ((KW - 1) * dw) // sw      # columns of a sub-plane = width of the wide grid
+        offsets = np.empty((KH, KW), np.int64)
+        for p in range(KH):
+            for q in range(KW):
+                a, b = (p * dh) % sh, (q * dw) % sw
+                offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
+        narrow, lead, top, masks = False, 0, 0, np.zeros((0, 0), np.bool_)
+    for array in (offsets, pad_row, masks):
+        array.flags.writeable = False
+    return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks
 
 
 @njit(cache=True)
