@@ -72,8 +72,9 @@ def finish(y: np.ndarray | None, out_dtype, unbatched: bool = False) -> np.ndarr
     `unbatched`. None stays None (a gradient that was not asked for)."""
     if y is None:
         return None
-    with np.errstate(over="ignore", invalid="ignore"):  # (ml_dtypes' cast flags a NaN as invalid)
-        y = y.astype(out_dtype, copy=False)
+    if y.dtype != out_dtype:  # (most calls: already the caller's dtype, and nothing to round)
+        with np.errstate(over="ignore", invalid="ignore"):  # (ml_dtypes' cast flags a NaN as invalid)
+            y = y.astype(out_dtype)
     return y[0] if unbatched else y
 
 

@@ -446,18 +446,26 @@ def conv2d_geometry(
     rejects the same call (the rules of `conv_nd_geometry`, with two axes).
     """
     arguments = (input_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode)
-    if all(_plain(a) for a in arguments):
+    if _plain(arguments):
         return _conv2d_geometry_of_plain(*arguments)
     return conv_nd_geometry(2, *arguments).as_conv2d()
 
 
-def _plain(argument) -> bool:
-    """An argument made of exact ints, strings and None only (a shape, a stride pair): such
-    arguments are equal as cache keys exactly when they are the same argument. (1.0, True and
-    numpy integers are equal to 1 as keys but are judged differently, so they skip the cache.)"""
-    if argument is None or type(argument) in (int, str):
-        return True
-    return type(argument) is tuple and all(type(v) is int for v in argument)
+def _plain(arguments) -> bool:
+    """Whether every argument is made of exact ints, strings and None only (a shape, a stride
+    pair): such arguments are equal as cache keys exactly when they are the same argument.
+    (1.0, True and numpy integers are equal to 1 as keys but are judged differently, so they
+    skip the cache.) Plain loops: this runs on every call of every convolution."""
+    for argument in arguments:
+        kind = type(argument)
+        if argument is None or kind is int or kind is str:
+            continue
+        if kind is not tuple:
+            return False
+        for value in argument:
+            if type(value) is not int:
+                return False
+    return True
 
 
 @functools.lru_cache(maxsize=512)

@@ -108,8 +108,9 @@ def _conv2d(input, weight, bias, geometry: Conv2dGeometry, op: str, engine: str 
     if engines.resolve(engine) == "fast":
         from .. import fast  # imported on first use: the reference path never loads it
 
-        if fast.covers(g, dtype):
-            y, counts = fast.conv2d(x, w, b, g)
+        kind = fast.covers(g, dtype)
+        if kind is not None:
+            y, counts = fast.conv2d(x, w, b, g, kind=kind)
             counting.record(op, **counts["conv"])
             return finish(y, input.dtype, g.unbatched)
     # nn.Conv2d's padding: F.pad's (left, right, top, bottom), with the mode (zeros: constant 0)
