@@ -218,6 +218,7 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
     flat = np.zeros(group * stride, x.dtype)
     xf, yf, mf = x.reshape(x.size), y.reshape(y.size), masks.reshape(masks.size)
     uoffsets = offsets.astype(np.uint64)
+    planes = 0                               # output planes the taps loops wrote, all L pixels each
     for start in range(first, last, group):
         count = min(group, last - start)
         fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat)
@@ -228,7 +229,7 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
             taps_any_masked(flat, stride, uoffsets, mf, w, start, count, M, yf, L)
         if has_bias or affine or clamp:
             apply_planes(yf, start * M, count * M, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
-    planes = (last - first) * M
+        planes += count * M
     padding_per_plane = 0
     for i in range(OH):
         padding_per_plane += pad_row[i]
