@@ -87,6 +87,7 @@ _DEPTHWISE_REFLECT = Conv2dConfig(2, 2, 2, 2, 5, 6, (3, 3), (1, 1), (2, 1), (1, 
 _DEPTHWISE_DILATED = Conv2dConfig(1, 2, 4, 2, 7, 7, (2, 3), (3, 2), (1, 2), (2, 3), "circular", True)
 _DEPTHWISE_VALID = Conv2dConfig(1, 2, 2, 2, 6, 7, (3, 3), (1, 1), (0, 0), (1, 1), "zeros", True)  # the wide grid
 _DEPTHWISE_SAME_5X5 = Conv2dConfig(2, 2, 4, 2, 7, 6, (5, 5), (1, 1), (2, 2), (1, 1), "zeros", True)  # narrow
+_DEPTHWISE_S2_EVEN = Conv2dConfig(2, 3, 3, 3, 8, 10, (3, 3), (2, 2), (1, 1), (1, 1), "zeros", True)  # gathered
 _POINTWISE_STRIDED = Conv2dConfig(2, 3, 5, 1, 7, 6, (1, 1), (2, 3), (0, 0), (1, 1), "zeros", True)
 _STANDARD = Conv2dConfig(2, 3, 4, 1, 8, 9, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
 _STANDARD_STRIDED = Conv2dConfig(1, 2, 3, 1, 9, 9, (3, 2), (2, 3), (2, 1), (2, 1), "replicate", False)
@@ -110,7 +111,7 @@ def test_fast_within_bound_of_reference_and_counts_equal(kind, data):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "cfg", [_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED, _DEPTHWISE_VALID, _DEPTHWISE_SAME_5X5,
-            _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
+            _DEPTHWISE_S2_EVEN, _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
 )
 def test_fast_on_fixed_configurations(cfg, dtype):
     """Each kernel's special paths (stride 2 planes, reflect and circular padding, dilation,
@@ -224,11 +225,13 @@ _DEPTHWISE_SAME_3X3 = Conv2dConfig(1, 3, 6, 3, 7, 7, (3, 3), (1, 1), (1, 1), (1,
 
 
 @pytest.mark.parametrize("values", ["normal", "special"])
-@pytest.mark.parametrize("cfg", [_DEPTHWISE_SAME_3X3, _DEPTHWISE_S2, _DEPTHWISE_SAME_5X5], ids=["3x3", "3x3-s2", "5x5"])
+@pytest.mark.parametrize("cfg", [_DEPTHWISE_SAME_3X3, _DEPTHWISE_S2, _DEPTHWISE_S2_EVEN, _DEPTHWISE_SAME_5X5],
+                         ids=["3x3", "3x3-s2", "3x3-s2-gathered", "5x5"])
 def test_depthwise_grids_agree_on_mobilenet_like_layers(cfg, values):
     """The derandomized draws above are small and rarely 3x3: MobileNet's two layer shapes (3x3
-    "same" at stride 1 and 2, with a channel multiplier) and a 5x5 one, every border column
-    masked, NaN and Inf among the values."""
+    "same" at stride 1 and 2, with a channel multiplier; at stride 2 on an odd and on an even
+    plane, whose sub-planes are copied row by row and by `planes.stride2_gather`'s table) and a
+    5x5 one, every border column masked, NaN and Inf among the values."""
     rng = np.random.default_rng(4)
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(cfg.input_shape).astype(dtype)
@@ -253,6 +256,20 @@ def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
     mode = npconv.kernels.pad2d.MODE_CODES[cfg.padding_mode]
     assert depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
                             g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)[0] == narrow
+
+
+def test_small_even_stride2_planes_are_gathered():
+    """The fixed configurations above reach both of the narrow grid's stride-2 copies: an even
+    plane of at most planes.SMALL_S2 pixels is gathered, an odd one copied row by row."""
+    from npconv.fast import depthwise, planes
+
+    for cfg, gathered in ((_DEPTHWISE_S2_EVEN, True), (_DEPTHWISE_S2, False)):
+        g = _geometry(cfg)
+        narrow, RJ, OW, lead, top, *_ = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w,
+                                                         2, 2, 1, 1, 1, 1, 0)
+        assert narrow
+        table, _ = planes.stride2_gather(g.height, g.width, RJ, OW, lead, top)
+        assert (table.size > 0) == gathered
 
 
 @given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),

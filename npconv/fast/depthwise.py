@@ -55,7 +55,7 @@ from numba import njit, prange
 
 from .epilogue import apply, apply_planes, crop
 from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2, fill_narrow, narrow_fits,
-                     narrow_layout, padding_per_row)
+                     narrow_layout, padding_per_row, stride2_gather)
 
 
 # The taps and the epilogue run over the wide grid rounded up to a multiple of VECTOR
@@ -218,10 +218,14 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
     flat = np.zeros(group * stride, x.dtype)
     xf, yf, mf = x.reshape(x.size), y.reshape(y.size), masks.reshape(masks.size)
     uoffsets = offsets.astype(np.uint64)
+    if sh == 2 and sw == 2:
+        gather, starts = stride2_gather(H, W, RJ, OW, lead, top)
+    else:
+        gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     planes = 0                               # output planes the taps loops wrote, all L pixels each
     for start in range(first, last, group):
         count = min(group, last - start)
-        fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat)
+        fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat, gather, starts)
         # task t's M output planes are planes t*M .. t*M + M - 1 of y: the group's are contiguous
         if KH == 3 and KW == 3:
             taps3x3_masked(flat, stride, uoffsets, mf, w, start, count, M, yf, L)
