@@ -182,11 +182,11 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
                                    g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, 0 if grid == "narrow" else 1)
     empty = np.zeros(0, x.dtype)
     epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
-    narrow, RJ, WJ, lead, top, offsets, pad_row, masks = grid_layout
+    narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts = grid_layout
     tasks = g.batch * g.in_channels
     if narrow:
         counts = depthwise.narrow_channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, RJ, WJ, lead, top, offsets,
-                                           pad_row, masks, 0, tasks)
+                                           pad_row, masks, gather, starts, 0, tasks)
     else:
         counts = depthwise.channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
                                     g.height + g.pad_top + g.pad_bottom, g.width + g.pad_left + g.pad_right, 0,
@@ -261,14 +261,13 @@ def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
 def test_small_even_stride2_planes_are_gathered():
     """The fixed configurations above reach both of the narrow grid's stride-2 copies: an even
     plane of at most planes.SMALL_S2 pixels is gathered, an odd one copied row by row."""
-    from npconv.fast import depthwise, planes
+    from npconv.fast import depthwise
 
     for cfg, gathered in ((_DEPTHWISE_S2_EVEN, True), (_DEPTHWISE_S2, False)):
         g = _geometry(cfg)
-        narrow, RJ, OW, lead, top, *_ = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w,
-                                                         2, 2, 1, 1, 1, 1, 0)
+        narrow, *_, table, _ = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w,
+                                                2, 2, 1, 1, 1, 1, 0)
         assert narrow
-        table, _ = planes.stride2_gather(g.height, g.width, RJ, OW, lead, top)
         assert (table.size > 0) == gathered
 
 

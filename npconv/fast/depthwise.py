@@ -69,10 +69,10 @@ VECTOR = 64
 
 @njit(cache=True, parallel=True)
 def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-              padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks, threads):
+              padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, threads):
     # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
     # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
-    # narrow ... masks: `layout`   threads: how many chunks to split the (image, channel) pairs into
+    # narrow ... starts: `layout`   threads: how many chunks to split the (image, channel) pairs into
     N, C = x.shape[0], x.shape[1]
     tasks = N * C
     chunks = max(1, min(tasks, threads))
@@ -85,7 +85,7 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, 
         first, last = chunk * tasks // chunks, (chunk + 1) * tasks // chunks
         if narrow:
             m, p, b, s, c = narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                                            RJ, WJ, lead, top, offsets, pad_row, masks, first, last)
+                                            RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, first, last)
         else:
             m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
                                      pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row,
@@ -100,12 +100,12 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, 
 
 @njit(cache=True)
 def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-                     padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks):
+                     padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts):
     # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
     # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
     if narrow:
         return narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                               RJ, WJ, lead, top, offsets, pad_row, masks, 0, x.shape[0] * x.shape[1])
+                               RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, 0, x.shape[0] * x.shape[1])
     return channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
                     pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, 0, x.shape[0] * x.shape[1])
 
@@ -113,7 +113,8 @@ def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
 @functools.lru_cache(maxsize=256)
 def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
     """Where each tap's stream starts, on the narrow grid where it fits, else on the wide grid:
-    (narrow, RJ, WJ, lead, top, offsets, pad_row, masks), the kernels' last arguments.
+    (narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts), the kernels' last
+    arguments.
 
         narrow      whether the narrow grid is used (`planes.narrow_fits`, zero padding only)
         RJ, WJ      rows and columns of a channel's sub-planes (WJ: OW on the narrow grid)
@@ -123,6 +124,8 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
         pad_row     (OH,): the padding taps of each output row (`planes.padding_per_row`)
         masks       (KW, OH*OW): on the narrow grid, whether tap column q reads an input pixel
                     at each output pixel (shape (0, 0) on the wide grid)
+        gather, starts  on the narrow grid at stride 2, `planes.stride2_gather`'s table for
+                    copying a small plane into its sub-planes (empty otherwise: row by row)
 
     A layout depends on the geometry alone: it is worked out once per geometry (a layer's
     every call after its first finds it here) and shared, so its arrays are read-only. Plain
@@ -131,6 +134,10 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
         narrow, WJ = True, OW
+        if sh == 2 and sw == 2:
+            gather, starts = stride2_gather(H, W, RJ, OW, lead, top)
+        else:
+            gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     else:
         RJ = OH + ((KH - 1) * dh) // sh      # rows of a sub-plane
         WJ = OW + ((KW - 1) * dw) // sw      # columns of a sub-plane = width of the wide grid
@@ -140,9 +147,10 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
                 a, b = (p * dh) % sh, (q * dw) % sw
                 offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
         narrow, lead, top, masks = False, 0, 0, np.zeros((0, 0), np.bool_)
-    for array in (offsets, pad_row, masks):
+        gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    for array in (offsets, pad_row, masks, gather, starts):
         array.flags.writeable = False
-    return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks
+    return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks, gather, starts
 
 
 @njit(cache=True)
@@ -205,7 +213,7 @@ GROUP_BYTES = 1 << 15
 
 @njit(cache=True)
 def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                    RJ, OW, lead, top, offsets, pad_row, masks, first, last):
+                    RJ, OW, lead, top, offsets, pad_row, masks, gather, starts, first, last):
     # `channels` on the narrow grid (planes.py): tasks first..last-1, a group at a time, each
     # task's sub-planes `stride` elements after the last one's; the output is written in place
     N, C, H, W = x.shape
@@ -218,10 +226,6 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
     flat = np.zeros(group * stride, x.dtype)
     xf, yf, mf = x.reshape(x.size), y.reshape(y.size), masks.reshape(masks.size)
     uoffsets = offsets.astype(np.uint64)
-    if sh == 2 and sw == 2:
-        gather, starts = stride2_gather(H, W, RJ, OW, lead, top)
-    else:
-        gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     planes = 0                               # output planes the taps loops wrote, all L pixels each
     for start in range(first, last, group):
         count = min(group, last - start)

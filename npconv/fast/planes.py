@@ -231,7 +231,9 @@ def narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left):
 # each through a table of source offsets (`stride2_gather`) instead of row by row. A row there
 # is 7-10 pixels, and the loops and slices of the row split cost more than the copying: on
 # 512 channels of 14x14, 50 -> 32 us. At 28x28 the two took the same time, and from 56x56 the
-# gather was 2-3x slower (December 2026).
+# gather was 2-3x slower (December 2026). The table is made once per geometry, in Python
+# (`depthwise.layout`): made inside the kernel, it added 5.4 s to the depthwise kernel's cold
+# compile per dtype (1.2 s as it is).
 SMALL_S2 = 400
 
 
@@ -263,7 +265,7 @@ def fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat,
     # (RJ x OW each), their zero rows and unused columns already zero; writes x[n, c, R, C]
     # to sub-plane (R % sh, C % sw), row top + R // sh, column C // sw (the rows and columns
     # that fit). Unsigned indices, as in depthwise.taps3x3_masked: no slice per row.
-    # gather, starts: `stride2_gather`'s table for this geometry (empty: copy row by row)
+    # gather, starts: `stride2_gather`'s table for this geometry, from `depthwise.layout` (empty: row by row)
     U = np.uint64
     plane = RJ * OW
     rows = min(RJ - top, (H + sh - 1) // sh)
