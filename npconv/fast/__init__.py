@@ -7,8 +7,10 @@
 What it covers (`covers`), everything else falls back to the reference kernel:
 
     depthwise   groups == C_in (any multiplier, kernel, stride, dilation, padding, padding mode)
-                `depthwise.depthwise`: padded phase-split planes, 3x3 taps in registers,
-                stride 1 and 2 planes filled by specialised copies; parallel over (image, channel)
+                `depthwise.depthwise`: phase-split planes, every tap a unit-stride stream, on
+                the output's own plane where zero padding allows (the narrow grid) or on a
+                padded, cropped one (the wide grid); 3x3 taps in registers; parallel over
+                (image, channel)
     pointwise   groups == 1, 1x1 kernel, no padding (any stride): one BLAS GEMM per image
                 on NCHW memory, `pointwise.pointwise`
     standard    groups == 1, any other kernel / stride / dilation / padding / padding mode:
