@@ -310,7 +310,7 @@ def test_standard_bits_do_not_depend_on_the_thread_count_on_either_pool(pool):
     two threads on npconv's own pool with one thread on Numba's): a 2x1 kernel, dilation 3, on
     a 4x1 plane. NumPy's matmul and the kernel's own BLAS call summed its two terms into
     different bits; on one pool the thread count changes nothing."""
-    from npconv.fast import blas, gemm
+    from npconv.fast import blas
 
     if pool == "numba" and not blas.AVAILABLE:
         pytest.skip("NumPy's BLAS has no 64-bit-integer cblas gemm here")
