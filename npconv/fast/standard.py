@@ -36,8 +36,8 @@ GIL), and the 32 -> 64 layer of bench/classic.py 14.6 ms against 20.0; same bits
 
 Counts, in the loop that issues the products: per product, macs += C_out * (KH*C_in) * rows*OW
 (the kept columns; the WJ - OW extra columns of the wide grid are computed and thrown away)
-and padding_macs += C_out * (taps of those rows and of this q that read padding), from the
-same border tables as the depthwise kernel. bias_adds, scale_shifts, compares from the
+and per block padding_macs += C_out * C_in * (the taps of its rows that read padding), from
+the per-row table the depthwise kernel counts with (`planes.padding_per_row`). bias_adds, scale_shifts, compares from the
 epilogue's loops. Padding taps are multiplied like any other (the pack holds the padding
 values), so the counts equal the reference kernel's.
 """
@@ -48,7 +48,7 @@ from numba import njit, prange
 from ..kernels.pad2d import source_index
 from . import blas, gemm, workers
 from .epilogue import apply, crop
-from .planes import border_columns, border_rows
+from .planes import padding_per_row
 
 # Output columns (rows * WJ) per block: the block's output (C_out x this) and its pack
 # (KH*C_in x this) should stay in L2 (2 MiB here) while the KW products go over them.
@@ -112,37 +112,14 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
     return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
 
 
-@njit(cache=True, nogil=True)
-def block_padding(border_p, border_q, i0, rows, OW, CO, C):
-    # The padding counts of the block of output rows i0..i0+rows-1, from the border tables
-    # (border_p (OH, KH): 1 where kernel row p of output row i reads padding; border_q (KW,):
-    # the output columns whose kernel column q reads padding). Returns (padding_macs, the KW
-    # products' padding MACs; pad_row (rows,), one output channel's padding taps per row).
-    KW, KH = border_q.shape[0], border_p.shape[1]
-    border_sum = 0
-    for q in range(KW):
-        border_sum += border_q[q]
-    padding_macs = 0
-    pad_row = np.zeros(rows, np.int64)
-    for r in range(rows):
-        for p in range(KH):
-            if border_p[i0 + r, p]:
-                padding_macs += KW * OW
-                pad_row[r] += KW * OW
-            else:
-                padding_macs += border_sum
-                pad_row[r] += border_sum
-    return CO * C * padding_macs, pad_row
-
-
 @njit(cache=True, parallel=True)
 def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode, WJ,
-                    offsets, phases, border_p, border_q, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
+                    offsets, phases, pad_rows, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
     # The blocks of `standard` on Numba's pool: starts (blocks, 2) holds each block's (n, i0);
     # chunk t of `threads` does blocks t, t + threads, ... start to finish, as `standard`'s
     # task does (pack, KW BLAS products summed in the block by the BLAS call itself, finish).
-    # offsets, phases (KW,): each kernel column's place in the pack; border_p (OH, KH),
-    # border_q (KW,): the padding tables. Returns the five counts, summed.
+    # offsets, phases (KW,): each kernel column's place in the pack; pad_rows (OH,): one output
+    # channel's padding taps per output row (`planes.padding_per_row`). Returns the five counts.
     C = x.shape[1]
     KW, CO, K = w_q.shape
     KH = K // C
@@ -165,8 +142,9 @@ def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_
                 gemm.blas_product(w_q[q], blas.NO_TRANS, K, packed[phases[q], :, offsets[q]:], blas.NO_TRANS,
                                   packed.shape[2], block, columns, CO, columns, K, q > 0)
                 macs += CO * K * rows * OW
-            padded, pad_row = block_padding(border_p, border_q, i0, rows, OW, CO, C)
-            padding_macs += padded
+            pad_row = pad_rows[i0:i0 + rows]
+            for r in range(rows):
+                padding_macs += CO * C * pad_row[r]
             b, s, c = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
                                    bias, has_bias, scale, shift, affine, lo, hi, clamp)
             bias_adds += b
@@ -188,8 +166,9 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
     K = KH * C
     # W_q[o, p*C + c] = w[o, c, p, q]: packed once per call (a few KiB to a few MiB)
     w_q = np.ascontiguousarray(w.transpose(3, 0, 2, 1).reshape(KW, CO, K))
-    border_q = border_columns(OW, KW, sw, dw, pad_left, W)
-    border_p = border_rows(OH, KH, sh, dh, pad_top, H)
+    # one output channel's padding taps per output row: C_in of them per input channel, and each
+    # block's padding MACs are C_out * C_in times its rows' sum
+    pad_rows = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
     rows_per_block = max(1, min(OH, BLOCK_COLUMNS // WJ))   # the same at any thread count (docstring)
     starts = [(n, i0) for n in range(N) for i0 in range(0, OH, rows_per_block)]
     y = np.empty((N, CO, OH, OW), dtype=x.dtype)
@@ -213,15 +192,15 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
                 with np.errstate(all="ignore"):  # inf / NaN in, inf / NaN out, silently, as in the reference
                     block += product
             macs += CO * K * rows * OW
-        padding_macs, pad_row = block_padding(border_p, border_q, i0, rows, OW, CO, C)
-        return (macs, int(padding_macs)) + finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
+        pad_row = pad_rows[i0:i0 + rows]
+        return (macs, CO * C * int(pad_row.sum())) + finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
                                                         bias, has_bias, scale, shift, affine, lo, hi, clamp)
 
     with gemm.blas_one_thread():
         if gemm.on_numba():
             counts = blocks_on_numba(x, w_q, y, np.array(starts, np.int64).reshape(-1, 2), rows_per_block, sh, sw, dh,
                                      pad_top, pad_left, padded_w, mode, WJ, np.array(offsets, np.int64),
-                                     np.array(phases, np.int64), border_p, border_q,
+                                     np.array(phases, np.int64), pad_rows,
                                      bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
             return y, tuple(int(c) for c in counts)
         counts = workers.run(task, len(starts), threads)
