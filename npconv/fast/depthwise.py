@@ -131,13 +131,12 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
     every call after its first finds it here) and shared, so its arrays are read-only. Plain
     Python: compiled into the kernels, it was one more function for every caller to re-optimise."""
     pad_row = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
+    gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)     # no gathered copy
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
         narrow, WJ = True, OW
         if sh == 2 and sw == 2:
             gather, starts = stride2_gather(H, W, RJ, OW, lead, top)
-        else:
-            gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     else:
         RJ = OH + ((KH - 1) * dh) // sh      # rows of a sub-plane
         WJ = OW + ((KW - 1) * dw) // sw      # columns of a sub-plane = width of the wide grid
@@ -147,7 +146,6 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
                 a, b = (p * dh) % sh, (q * dw) % sw
                 offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
         narrow, lead, top, masks = False, 0, 0, np.zeros((0, 0), np.bool_)
-        gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     for array in (offsets, pad_row, masks, gather, starts):
         array.flags.writeable = False
     return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks, gather, starts

@@ -182,12 +182,19 @@ def padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W):
 
 
 @njit(cache=True)
+def tap_column(q, W, sw, dw, pad_left):
+    # kernel column q on the narrow grid: (b, cq, columns), its column phase b and shift cq (it
+    # reads input column (j + cq)*sw + b at output column j), and the input columns of phase b
+    d = q * dw - pad_left
+    b = d % sw
+    return b, d // sw, max(0, (W - b + sw - 1) // sw)
+
+
+@njit(cache=True)
 def narrow_fits(W, OW, KW, sw, dw, pad_left):
     # whether every tap column's stream stays within the narrow grid's rows (see above)
     for q in range(KW):
-        d = q * dw - pad_left
-        b, cq = d % sw, d // sw
-        columns = max(0, (W - b + sw - 1) // sw)
+        _, cq, columns = tap_column(q, W, sw, dw, pad_left)
         if cq > 0 and (columns > OW or cq > OW):
             return False
     return True
@@ -218,9 +225,7 @@ def narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left):
             offsets[p, q] = lead + (a * sw + b) * RJ * OW + (top + dp // sh) * OW + dq // sw
     masks = np.empty((KW, OH * OW), np.bool_)
     for q in range(KW):
-        d = q * dw - pad_left
-        b, cq = d % sw, d // sw
-        columns = max(0, (W - b + sw - 1) // sw)
+        _, cq, columns = tap_column(q, W, sw, dw, pad_left)
         for i in range(OH):
             for j in range(OW):
                 masks[q, i * OW + j] = 0 <= j + cq < columns
