@@ -168,10 +168,10 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
 
 
 def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
-    """npconv/fast/depthwise.py's kernel on the grid named, for all of x's channels: "narrow"
-    (`narrow_channels`) where `layout` takes it, "wide" (`channels`) always (`layout` picks the
-    narrow grid only for zero padding, so asked with another mode it gives the wide one, which
-    `channels` then fills with zeros).
+    """npconv/fast/depthwise.py's kernel on the grid named, for all of x's channels, on one
+    thread: "narrow" (`narrow_channels`) where `layout` takes it, "wide" (`channels`) always
+    (`layout` picks the narrow grid only for zero padding, so asked with another mode it gives
+    the wide one, which `channels` then fills with zeros).
     Returns (y, counts, whether the grid asked for was used)."""
     from npconv.fast import depthwise
 
@@ -182,15 +182,10 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
                                    g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, 0 if grid == "narrow" else 1)
     empty = np.zeros(0, x.dtype)
     epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
-    narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts = grid_layout
-    tasks = g.batch * g.in_channels
-    if narrow:
-        counts = depthwise.narrow_channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, RJ, WJ, lead, top, offsets,
-                                           pad_row, masks, gather, starts, 0, tasks)
-    else:
-        counts = depthwise.channels(x, w3, *epilogue, y, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
-                                    g.height + g.pad_top + g.pad_bottom, g.width + g.pad_left + g.pad_right, 0,
-                                    RJ, WJ, offsets, pad_row, 0, tasks)
+    steps = (g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.height + g.pad_top + g.pad_bottom,
+             g.width + g.pad_left + g.pad_right, 0)
+    counts = depthwise.run(x, w3, epilogue, y, steps, grid_layout, 1)
+    narrow = grid_layout[0]
     return y, counts, narrow == (grid == "narrow")
 
 

@@ -132,11 +132,9 @@ def conv2d(x, w, b, geometry: Conv2dGeometry, *, scale=None, shift=None, relu6=F
         w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
         grid = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
                                 g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)
-        steps = (g.stride_h, g.stride_w, g.pad_top, g.pad_left, padded_h, padded_w, mode, *grid)
-        if _threads.forked():     # Numba's OpenMP pool cannot run in a forked process (npconv/_threads.py)
-            counts = depthwise.depthwise_serial(x, w3, *epilogue, y, *steps)
-        else:
-            counts = depthwise.depthwise(x, w3, *epilogue, y, *steps, threads)
+        steps = (g.stride_h, g.stride_w, g.pad_top, g.pad_left, padded_h, padded_w, mode)
+        # Numba's OpenMP pool cannot run in a forked process (npconv/_threads.py): there, None
+        counts = depthwise.run(x, w3, epilogue, y, steps, grid, None if _threads.forked() else threads)
     elif kind == "pointwise":
         y, counts = pointwise.pointwise(x, w, g.stride_h, g.stride_w, *epilogue, threads)
     else:

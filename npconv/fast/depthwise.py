@@ -7,7 +7,9 @@ What changes is the order of the work (see `planes` for the layout):
 
 * the (image, channel) pairs are split into one chunk per thread (`prange`), each done by
   `channels` (the wide grid) or `narrow_channels` (the narrow grid, below) start to finish
-  (`depthwise_serial` runs them all on the calling thread);
+  (`depthwise_serial` runs them all on the calling thread); `run` picks the one and calls the
+  kernel, which reaches it through its address (`calls.py`: compiled once, not again inside
+  each kernel);
 * each channel is copied once into sh * sw padded sub-planes, flat in a buffer that stays in
   L1/L2; the stride is specialised there: at stride 1 the copy is row by row, at stride 2 it
   splits even and odd rows and columns, so that afterwards every tap (p, q) is one
@@ -53,6 +55,7 @@ import functools
 import numpy as np
 from numba import njit, prange
 
+from .calls import address, call
 from .epilogue import apply, apply_planes, crop
 from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2, fill_narrow, narrow_fits,
                      narrow_layout, padding_per_row, stride2_gather)
@@ -68,11 +71,11 @@ VECTOR = 64
 
 
 @njit(cache=True, parallel=True)
-def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-              padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, threads):
+def depthwise(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+              padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, threads):
+    # work: the address of `narrow_channels` or `channels` (`run`), called on each chunk
     # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
-    # padded_h, padded_w: the padded input's size   mode: a `pad2d.MODE_CODES` value (0 = zeros)
-    # narrow ... starts: `layout`   threads: how many chunks to split the (image, channel) pairs into
+    # the rest: `channels`' arguments   threads: how many chunks to split the (image, channel) pairs into
     N, C = x.shape[0], x.shape[1]
     tasks = N * C
     chunks = max(1, min(tasks, threads))
@@ -83,13 +86,9 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, 
     compares = 0
     for chunk in prange(chunks):
         first, last = chunk * tasks // chunks, (chunk + 1) * tasks // chunks
-        if narrow:
-            m, p, b, s, c = narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                                            RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, first, last)
-        else:
-            m, p, b, s, c = channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                                     pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row,
-                                     first, last)
+        m, p, b, s, c = call(work, (x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top,
+                                    pad_left, padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks,
+                                    gather, starts), first, last)
         macs += m
         padding_macs += p
         bias_adds += b
@@ -99,15 +98,32 @@ def depthwise(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, 
 
 
 @njit(cache=True)
-def depthwise_serial(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-                     padded_h, padded_w, mode, narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts):
+def depthwise_serial(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+                     padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts):
     # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
     # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
-    if narrow:
-        return narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                               RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, 0, x.shape[0] * x.shape[1])
-    return channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                    pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, 0, x.shape[0] * x.shape[1])
+    return call(work, (x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+                       padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts),
+                0, x.shape[0] * x.shape[1])
+
+
+def run(x, w, epilogue, y, steps, grid, threads):
+    """The depthwise convolution of x (N, C, H, W) by w (C*M, KH, KW) into y (N, C*M, OH, OW),
+    all C-contiguous of x's dtype: `narrow_channels` or `channels`, as `layout` chose (`grid`
+    is its result), on every (image, channel) pair, in `threads` chunks on Numba's pool, or on
+    the calling thread when `threads` is None. epilogue: (bias, has_bias, scale, shift, affine,
+    lo, hi, clamp); steps: (sh, sw, pad_top, pad_left, padded_h, padded_w, mode). Returns the
+    five counts (module docstring).
+
+    The chunk function is reached through its address (`calls`): compiled once by itself, not
+    again inside each of the two kernels around it. Its types follow from x's dtype, since every
+    other argument is made here or by `npconv.fast.conv2d` with that dtype."""
+    narrow, *shape = grid
+    arguments = (x, w, *epilogue, y, *steps, *shape)
+    work = address(narrow_channels if narrow else channels, arguments, key=x.dtype)
+    if threads is None:
+        return depthwise_serial(work, *arguments)
+    return depthwise(work, *arguments, threads)
 
 
 @functools.lru_cache(maxsize=256)
@@ -152,11 +168,13 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
 
 
 @njit(cache=True)
-def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-             pad_top, pad_left, padded_h, padded_w, mode, RJ, WJ, offsets, pad_row, first, last):
+def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+             padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, first, last):
     # The (image, channel) pairs first..last-1 (task = n * C + c) on the wide grid, each start
     # to finish: copy into the sub-planes, the taps, the epilogue, the crop (RJ, WJ, offsets,
-    # pad_row: `layout`; the narrow grid's twin is `narrow_channels`). Returns the five counts.
+    # pad_row: `layout`; the narrow grid's twin is `narrow_channels`, whose arguments these are
+    # too, so that one kernel calls either: lead, top, masks, gather, starts are the narrow
+    # grid's and unused here). Returns the five counts.
     C = x.shape[1]
     CO, KH, KW = w.shape
     M = CO // C
@@ -210,10 +228,11 @@ GROUP_BYTES = 1 << 15
 
 
 @njit(cache=True)
-def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw,
-                    RJ, OW, lead, top, offsets, pad_row, masks, gather, starts, first, last):
+def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+                    padded_h, padded_w, mode, RJ, OW, lead, top, offsets, pad_row, masks, gather, starts, first, last):
     # `channels` on the narrow grid (planes.py): tasks first..last-1, a group at a time, each
     # task's sub-planes `stride` elements after the last one's; the output is written in place
+    # (pad_top, pad_left, padded_h, padded_w, mode: the wide grid's, unused here)
     N, C, H, W = x.shape
     CO, KH, KW = w.shape
     M = CO // C
