@@ -20,7 +20,9 @@ The pack holds KH copies of the input rows (KH / sh of the input), not the KH*KW
 
 Threads: the blocks of output rows (of every image) are shared out over `threads` chunks of
 Numba's pool (`blocks_on_numba`, a `prange`; on the OpenMP runtime PyTorch uses,
-npconv/_threads.py), each block done start to finish on one thread: pack, KW single-threaded
+npconv/_threads.py; it reaches the chunks' function `blocks` through its address,
+npconv/fast/calls.py, which took its cold compile from 7.2 to 4.9 s in float32), each block
+done start to finish on one thread: pack, KW single-threaded
 BLAS products called from the kernel (`gemm.blas_product`, the second and later ones adding
 into the block, beta = 1), crop. Where kernels cannot call BLAS (`gemm.on_numba()`: no 64-bit
 cblas gemm, or a forked process) each block is a task of npconv's own pool instead
@@ -48,6 +50,7 @@ from numba import njit, prange
 from ..kernels.pad2d import source_index
 from . import blas, gemm, workers
 from .epilogue import apply, crop
+from .calls import address, call
 from .planes import padding_per_row
 
 # Output columns (rows * WJ) per block: the block's output (C_out x this) and its pack
@@ -112,14 +115,14 @@ def finish_block(wide, WJ, y, n, i0, taps, pad_row, bias, has_bias, scale, shift
     return (kept if has_bias else 0, kept if affine else 0, 2 * kept if clamp else 0)
 
 
-@njit(cache=True, parallel=True)
-def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode, WJ,
-                    offsets, phases, pad_rows, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
-    # The blocks of `standard` on Numba's pool: starts (blocks, 2) holds each block's (n, i0);
-    # chunk t of `threads` does blocks t, t + threads, ... start to finish, as `standard`'s
-    # task does (pack, KW BLAS products summed in the block by the BLAS call itself, finish).
-    # offsets, phases (KW,): each kernel column's place in the pack; pad_rows (OH,): one output
-    # channel's padding taps per output row (`planes.padding_per_row`). Returns the five counts.
+@njit(cache=True)
+def blocks(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode, WJ,
+           offsets, phases, pad_rows, bias, has_bias, scale, shift, affine, lo, hi, clamp, t, chunks):
+    # Chunk t of `chunks`: the blocks t, t + chunks, ... of `standard`, each start to finish, as
+    # `standard`'s task does (pack, KW BLAS products summed in the block by the BLAS call
+    # itself, finish). starts (blocks, 2) holds each block's (n, i0); offsets, phases (KW,):
+    # each kernel column's place in the pack; pad_rows (OH,): one output channel's padding taps
+    # per output row (`planes.padding_per_row`). Returns the five counts of its blocks.
     C = x.shape[1]
     KW, CO, K = w_q.shape
     KH = K // C
@@ -127,29 +130,45 @@ def blocks_on_numba(x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_
     slack = 0
     for q in range(KW):
         slack = max(slack, offsets[q])
-    blocks = starts.shape[0]
-    chunks = max(1, min(threads, blocks))
+    macs = padding_macs = bias_adds = scale_shifts = compares = 0
+    for k in range(t, starts.shape[0], chunks):
+        n, i0 = starts[k, 0], starts[k, 1]
+        rows = min(rows_per_block, OH - i0)
+        columns = rows * WJ
+        packed = np.empty((sw, K, columns + slack), x.dtype)
+        block = np.empty((CO, columns), x.dtype)
+        pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed)
+        for q in range(KW):
+            gemm.blas_product(w_q[q], blas.NO_TRANS, K, packed[phases[q], :, offsets[q]:], blas.NO_TRANS,
+                              packed.shape[2], block, columns, CO, columns, K, q > 0)
+            macs += CO * K * rows * OW
+        pad_row = pad_rows[i0:i0 + rows]
+        for r in range(rows):
+            padding_macs += CO * C * pad_row[r]
+        b, s, c = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
+                               bias, has_bias, scale, shift, affine, lo, hi, clamp)
+        bias_adds += b
+        scale_shifts += s
+        compares += c
+    return macs, padding_macs, bias_adds, scale_shifts, compares
+
+
+@njit(cache=True, parallel=True)
+def blocks_on_numba(work, x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode, WJ,
+                    offsets, phases, pad_rows, bias, has_bias, scale, shift, affine, lo, hi, clamp, threads):
+    # `blocks` (whose address is `work`: npconv/fast/calls.py) on Numba's pool, one chunk of
+    # blocks per thread. Returns the five counts.
+    chunks = max(1, min(threads, starts.shape[0]))
     macs = padding_macs = bias_adds = scale_shifts = compares = 0
     for t in prange(chunks):
-        for k in range(t, blocks, chunks):
-            n, i0 = starts[k, 0], starts[k, 1]
-            rows = min(rows_per_block, OH - i0)
-            columns = rows * WJ
-            packed = np.empty((sw, K, columns + slack), x.dtype)
-            block = np.empty((CO, columns), x.dtype)
-            pack_rows(x, n, i0, rows, sh, sw, dh, KH, pad_top, pad_left, padded_w, mode, WJ, packed)
-            for q in range(KW):
-                gemm.blas_product(w_q[q], blas.NO_TRANS, K, packed[phases[q], :, offsets[q]:], blas.NO_TRANS,
-                                  packed.shape[2], block, columns, CO, columns, K, q > 0)
-                macs += CO * K * rows * OW
-            pad_row = pad_rows[i0:i0 + rows]
-            for r in range(rows):
-                padding_macs += CO * C * pad_row[r]
-            b, s, c = finish_block(block, WJ, y, n, i0, KH * KW * C, pad_row,
-                                   bias, has_bias, scale, shift, affine, lo, hi, clamp)
-            bias_adds += b
-            scale_shifts += s
-            compares += c
+        m, p, b, s, c = call(work, (x, w_q, y, starts, rows_per_block, sh, sw, dh, pad_top, pad_left, padded_w, mode,
+                                    WJ, offsets, phases, pad_rows, bias, has_bias, scale, shift, affine, lo, hi,
+                                    clamp), t, chunks)
+        macs += m
+        padding_macs += p
+        bias_adds += b
+        scale_shifts += s
+        compares += c
     return macs, padding_macs, bias_adds, scale_shifts, compares
 
 
@@ -198,10 +217,11 @@ def standard(x, w, sh, sw, dh, dw, pad_top, pad_left, padded_h, padded_w, mode, 
 
     with gemm.blas_one_thread():
         if gemm.on_numba():
-            counts = blocks_on_numba(x, w_q, y, np.array(starts, np.int64).reshape(-1, 2), rows_per_block, sh, sw, dh,
-                                     pad_top, pad_left, padded_w, mode, WJ, np.array(offsets, np.int64),
-                                     np.array(phases, np.int64), pad_rows,
-                                     bias, has_bias, scale, shift, affine, lo, hi, clamp, threads)
+            arguments = (x, w_q, y, np.array(starts, np.int64).reshape(-1, 2), rows_per_block, sh, sw, dh,
+                         pad_top, pad_left, padded_w, mode, WJ, np.array(offsets, np.int64),
+                         np.array(phases, np.int64), pad_rows, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+            # the blocks' function, compiled once by itself (npconv/fast/calls.py); its types follow from x's dtype
+            counts = blocks_on_numba(address(blocks, arguments, key=x.dtype), *arguments, threads)
             return y, tuple(int(c) for c in counts)
         counts = workers.run(task, len(starts), threads)
     return y, tuple(sum(c[i] for c in counts) for i in range(5))
