@@ -647,3 +647,35 @@ def test_split_products_are_within_the_inner_product_bound_and_restore_blas_thre
     exact = a.astype(np.float64) @ b.astype(np.float64)
     magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
     assert_within_bound(out, exact, bound_from_magnitude(magnitude, K, dtype), what=f"gemm.matmul, {threads} threads")
+
+
+def test_a_function_called_through_its_address_returns_what_a_direct_call_does():
+    """npconv/fast/calls.py: `address` compiles a function for its arguments' canonical types
+    (arrays C-contiguous and writable) and `call` reaches it from a Numba kernel. The result is
+    the direct call's, for a read-only argument too; a kernel that would pass an array that is
+    not C-contiguous is refused when it is compiled, before any call through an address."""
+    import numba
+    from numba import njit
+
+    from npconv.fast.calls import address, call
+
+    @njit
+    def partial_sums(a, first, last):
+        total = a.dtype.type(0)
+        for i in range(first, last):
+            total += a[i]
+        return int(total), first, last, a.shape[0], a.size - (last - first)
+
+    @njit
+    def through(work, a, first, last):
+        return call(work, (a,), first, last)
+
+    a = np.arange(10, dtype=np.float64) ** 2
+    read_only = a.copy()
+    read_only.flags.writeable = False
+    work = address(partial_sums, (a,), key="test")
+    assert address(partial_sums, (read_only,), key="test") == work      # looked up, not compiled again
+    for array in (a, read_only):
+        assert through(work, array, 2, 7) == partial_sums(a, 2, 7) == (4 + 9 + 16 + 25 + 36, 2, 7, 10, 5)
+    with pytest.raises(numba.core.errors.TypingError, match="not C-contiguous"):
+        through(work, a[::2], 0, 1)
