@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import nn
-from .dtypes import BFLOAT16
+from .dtypes import bfloat16
 from .models import mobilenet_v1, mobilenet_v2, tutorial
 from .nn.module import Module
 
@@ -205,8 +205,9 @@ def from_torch(module, example_input=None):
     if len(dtypes) > 1:
         raise TypeError(f"from_torch(): the module mixes floating dtypes {sorted(map(str, dtypes))}; convert it to one")
     if dtypes:
-        dtype = {torch.float16: np.float16, torch.bfloat16: BFLOAT16, torch.float32: np.float32,
-                 torch.float64: np.float64}.get(dtypes.pop())
+        torch_dtype = dtypes.pop()
+        dtype = bfloat16() if torch_dtype == torch.bfloat16 else {
+            torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}.get(torch_dtype)
         if dtype is None:
             raise TypeError("from_torch(): parameters must be float16, bfloat16, float32 or float64")
         converted.to(dtype)

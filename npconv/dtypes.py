@@ -16,15 +16,63 @@ and checks its boolean options with `check_flag`.
 
 from __future__ import annotations
 
-import ml_dtypes
+import functools
+
 import numpy as np
 
-__all__ = ["BFLOAT16", "FLOAT_DTYPES", "NARROW_DTYPES", "as_kernel_array", "check_flag", "compute_dtype", "finfo",
-           "finish", "from_tensor", "is_floating"]
+__all__ = ["FLOAT_DTYPES", "NARROW_DTYPES", "as_kernel_array", "bfloat16", "check_flag", "compute_dtype",
+           "finfo", "finish", "from_tensor", "is_floating"]
 
-BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-NARROW_DTYPES = (np.dtype(np.float16), BFLOAT16)  # computed in float32, rounded back once
-FLOAT_DTYPES = (np.dtype(np.float16), BFLOAT16, np.dtype(np.float32), np.dtype(np.float64))
+
+@functools.cache
+def bfloat16() -> np.dtype:
+    """ml_dtypes' bfloat16 as a NumPy dtype. ml_dtypes is imported here, on first use, not with
+    npconv: importing it took 0.64 s on this project's machine (December 2026), more than the
+    rest of `import npconv`, numba included, and a process that never meets a bfloat16 array
+    never needs it (one that does has imported ml_dtypes to make the array)."""
+    import ml_dtypes
+
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def _is_bfloat16(dtype) -> bool:
+    # by name first, so that asking about any other dtype does not import ml_dtypes
+    return getattr(dtype, "name", None) == "bfloat16" and dtype == bfloat16()
+
+
+class _Dtypes:
+    """A fixed set of dtypes that answers `dtype in it` as the tuple of them would, bfloat16
+    included, without importing ml_dtypes for any other dtype; iterating lists them all."""
+
+    def __init__(self, *numpy_dtypes, with_bfloat16: bool):
+        self._numpy = tuple(np.dtype(d) for d in numpy_dtypes)
+        self._bfloat16 = with_bfloat16
+
+    def __contains__(self, dtype) -> bool:
+        return any(dtype == d for d in self._numpy) or (self._bfloat16 and _is_bfloat16(dtype))
+
+    def __iter__(self):
+        yield from self._numpy[:1]
+        if self._bfloat16:
+            yield bfloat16()
+        yield from self._numpy[1:]
+
+    def __len__(self) -> int:
+        return len(self._numpy) + self._bfloat16
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+NARROW_DTYPES = _Dtypes(np.float16, with_bfloat16=True)  # computed in float32, rounded back once
+FLOAT_DTYPES = _Dtypes(np.float16, np.float32, np.float64, with_bfloat16=True)   # float16, bfloat16, float32, float64
+
+
+def __getattr__(name):
+    # BFLOAT16, the dtype itself, for `from npconv.dtypes import BFLOAT16` (imports ml_dtypes then)
+    if name == "BFLOAT16":
+        return bfloat16()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_floating(dtype) -> bool:
@@ -36,7 +84,11 @@ def is_floating(dtype) -> bool:
 def finfo(dtype):
     """`np.finfo` for every dtype of FLOAT_DTYPES (ml_dtypes.finfo for bfloat16)."""
     dtype = np.dtype(dtype)
-    return ml_dtypes.finfo(dtype) if dtype == BFLOAT16 else np.finfo(dtype)
+    if _is_bfloat16(dtype):
+        import ml_dtypes
+
+        return ml_dtypes.finfo(dtype)
+    return np.finfo(dtype)
 
 
 def compute_dtype(dtype) -> np.dtype:
@@ -54,7 +106,7 @@ def from_tensor(tensor) -> np.ndarray:
     if str(tensor.dtype) == "torch.bfloat16":
         import torch  # already imported: `tensor` is one of its tensors
 
-        return tensor.view(torch.int16).numpy().view(BFLOAT16)
+        return tensor.view(torch.int16).numpy().view(bfloat16())
     return tensor.numpy()
 
 

@@ -246,7 +246,14 @@ def test_hooks_and_dtypes_are_refused():
 
 
 def test_importing_npconv_does_not_import_torch():
+    """Nor ml_dtypes, which npconv.dtypes imports when a bfloat16 dtype first turns up: on its
+    own it took longer to import than the rest of npconv."""
     code = ("import sys, numpy as np, npconv, npconv.nn, npconv.models, npconv.convert, npconv.ops\n"
             "m = npconv.models.TinyMobileNet().eval(); m(np.zeros((1, 3, 8, 8), np.float32))\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "assert 'ml_dtypes' not in sys.modules, 'ml_dtypes was imported'\n"
+            "import ml_dtypes\n"
+            "assert np.dtype(ml_dtypes.bfloat16) in npconv.dtypes.FLOAT_DTYPES and npconv.dtypes.BFLOAT16.name == 'bfloat16'\n"
+            "assert npconv.conv2d(np.ones((1, 1, 2, 2), ml_dtypes.bfloat16), np.ones((1, 1, 1, 1), ml_dtypes.bfloat16))"
+            ".dtype == ml_dtypes.bfloat16\n")
     subprocess.run([sys.executable, "-c", code], check=True)
