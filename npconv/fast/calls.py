@@ -15,9 +15,9 @@ itself, and the parallel kernel around it in about a second.
 How. `address` compiles the function for the arguments' types, made canonical (`canonical`:
 every array C-contiguous and writable, every other type as it is; the same machine code reads
 a read-only array, and `call` refuses, when its caller is compiled, an array that is not
-C-contiguous), and returns the address of
-Numba's C wrapper of it (`cfunc` calling convention: the arguments by value, the result
-returned), cached per function and key. `call` is a Numba intrinsic: it calls that address
+C-contiguous), and returns the address of Numba's C wrapper of it (`cfunc` calling
+convention: the arguments by value, the result returned), cached per function and key.
+`call` is a Numba intrinsic: it calls that address
 with the arguments, in the same LLVM representation the wrapper takes, and returns the
 function's result. The address is an integer argument of the calling kernel, so the kernel's
 machine code is cached on disk like any other (`cache=True`); the address itself is worked
@@ -25,8 +25,10 @@ out again in each process.
 
 What it costs: one indirect call per chunk, and no inlining of the callee into the loop around
 it (there is none to gain: each chunk is thousands of loop iterations). The callee must not
-raise: the C wrapper has no way to pass an exception back (npconv's chunk functions do no
-checked arithmetic; the Python entry points validate their arguments first).
+raise: the C wrapper cannot pass an exception back, it prints it and returns. npconv's chunk
+functions raise only where an allocation fails or a divisor is zero, and their divisors (a
+plane's channels, a group's bytes) are not zero when there is a chunk to do; the Python entry
+points validate the arguments first.
 """
 
 from __future__ import annotations
