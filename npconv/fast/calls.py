@@ -17,11 +17,10 @@ every array C-contiguous and writable, every other type as it is; the same machi
 a read-only array, and `call` refuses, when its caller is compiled, an array that is not
 C-contiguous), and returns the address of Numba's C wrapper of it (`cfunc` calling
 convention: the arguments by value, the result returned), cached per function and key.
-`call` is a Numba intrinsic: it calls that address
-with the arguments, in the same LLVM representation the wrapper takes, and returns the
-function's result. The address is an integer argument of the calling kernel, so the kernel's
-machine code is cached on disk like any other (`cache=True`); the address itself is worked
-out again in each process.
+`call` is a Numba intrinsic: it calls that address with the arguments, in the same LLVM
+representation the wrapper takes, and returns the function's result. The address is an
+integer argument of the calling kernel, so the kernel's machine code is cached on disk like
+any other (`cache=True`); the address itself is worked out again in each process.
 
 What it costs: one indirect call per chunk, and no inlining of the callee into the loop around
 it (there is none to gain: each chunk is thousands of loop iterations). The callee must not
