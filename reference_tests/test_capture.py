@@ -67,7 +67,7 @@ def _signature(program) -> tuple:
 
 
 def assert_same_capture(model, x: torch.Tensor):
-    one = _export_in_one_trace(model.eval(), x, False, decompositions())
+    one = _export_in_one_trace(model.eval(), x, False)
     if one is None:
         pytest.skip(f"torch {torch.__version__} has no one-trace route; capture takes the public route")
     public = torch.export.export(model, (x,)).run_decompositions(decompositions())
@@ -162,7 +162,7 @@ def test_a_torch_without_the_entry_point_takes_the_public_route(monkeypatch):
 
     export = _trace._export
     monkeypatch.setattr(_trace, "_export", lambda *args, **kwargs: export(*args, **kwargs))  # no pre_dispatch
-    assert _export_in_one_trace(_net(), torch.zeros(1, 3, 5, 5), False, decompositions()) is None
+    assert _export_in_one_trace(_net(), torch.zeros(1, 3, 5, 5), False) is None
     program = export_program(_net(), np.zeros((1, 3, 5, 5), np.float32))
     assert any(str(n.target) == "aten.convolution.default" for n in program.graph.nodes)
 

@@ -41,6 +41,7 @@ torch is imported inside the functions; the Graph returned holds only NumPy arra
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -87,9 +88,8 @@ def export_program(model, example_input, *, strict: bool = False, one_trace: boo
 
     model.eval()
     x = _as_tensor(example_input)
-    table = decompositions()
     if one_trace:
-        program = _export_in_one_trace(model, x, strict, table)
+        program = _export_in_one_trace(model, x, strict)
         if program is not None:
             return program
     try:
@@ -100,16 +100,17 @@ def export_program(model, example_input, *, strict: bool = False, one_trace: boo
                 + (", or strict=False" if strict else ", or strict=True"))
         raise CaptureError(f"torch.export could not capture {type(model).__name__}: {type(error).__name__}: "
                            f"{reason} ({hint})") from error
-    return program.run_decompositions(table)
+    return program.run_decompositions(decompositions())
 
 
 _one_trace_lock = threading.Lock()
 
 
-def _export_in_one_trace(model, x, strict: bool, table):
+def _export_in_one_trace(model, x, strict: bool, table=None):
     """The decomposed ExportedProgram from torch.export's inference route, which applies
-    `table` in its one trace (module docstring, "One trace"); None when this torch lacks that
-    route or the trace raises, for the caller to take the public route.
+    `table` (default: `decompositions()`) in its one trace (module docstring, "One trace");
+    None when this torch lacks that route or the trace raises, for the caller to take the
+    public route.
 
     It does what `run_decompositions` does with the table, in the first trace instead of a
     second: the table's entries for CompositeImplicitAutograd ops (here `_pad_circular`)
@@ -120,22 +121,20 @@ def _export_in_one_trace(model, x, strict: bool, table):
     that name is bound to itself with the table given (under a lock, so captures in other
     threads do not interleave). Its other callers pass their own table, which overrides the
     one bound here."""
-    import functools
     import inspect
 
     try:
         from torch.export import _trace
-        from torch.export.exported_program import (_override_composite_implicit_decomp,
-                                                   _split_decomp_table_to_cia_and_python_decomp)
+        from torch.export.exported_program import _override_composite_implicit_decomp
         lower = _trace._export_to_aten_ir
         if ("decomp_table" not in inspect.signature(lower).parameters
                 or "pre_dispatch" not in inspect.signature(_trace._export).parameters):
             return None
-        composite, table = _split_decomp_table_to_cia_and_python_decomp(dict(table))
+        composite, table = _split_table(table)
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     with _one_trace_lock:
-        _trace._export_to_aten_ir = functools.partial(lower, decomp_table=table)
+        _trace._export_to_aten_ir = functools.partial(lower, decomp_table=dict(table))
         try:
             with _override_composite_implicit_decomp(composite):
                 return _trace._export(model, (x,), strict=strict, pre_dispatch=False)
@@ -143,6 +142,45 @@ def _export_in_one_trace(model, x, strict: bool, table):
             return None
         finally:
             _trace._export_to_aten_ir = lower
+
+
+def _split_table(table=None) -> tuple[dict, dict]:
+    """`table` split as `run_decompositions` splits it: (the CompositeImplicitAutograd ops
+    whose decomposition the trace overrides, the rest of the table). For `decompositions()`
+    (table None), made once per set of registered operators (`_split_default`).
+
+    An entry that is such an op's own CompositeImplicitAutograd kernel, reached through the
+    C++ dispatcher (torch's `_special_op_to_decompose_cia`; 476 of the 513 in torch 2.13's
+    default table), is left out of the override: the trace decomposes that op with that same
+    kernel anyway, and overriding each costs a dozen Python-dispatcher registrations and
+    their removal. Left in, torch.export's own bookkeeping took about 0.13 s of every
+    capture: a third of a small model's capture time, and 10% of the reference tests' CPU
+    time (docs/graph.md, "Time"). reference_tests/test_capture.py holds the graphs of this
+    route and the public one (which overrides every entry) equal, node by node."""
+    if table is None:
+        import torch
+
+        registered = len(torch._C._dispatch_get_registrations_for_dispatch_key("CompositeImplicitAutograd"))
+        return _split_default(tuple(torch.ops._dir), registered)
+    from torch.export.exported_program import _split_decomp_table_to_cia_and_python_decomp
+
+    composite, rest = _split_decomp_table_to_cia_and_python_decomp(dict(table))
+    return {op: fn for op, fn in composite.items() if not _own_composite_kernel(op, fn)}, rest
+
+
+@functools.lru_cache(maxsize=4)
+def _split_default(namespaces: tuple, registered: int) -> tuple[dict, dict]:
+    """`_split_table(decompositions())`, keyed by what it depends on: the operator namespaces
+    loaded (torch.ops._dir) and the number of CompositeImplicitAutograd registrations, which
+    a newly loaded operator library changes."""
+    return _split_table(decompositions())
+
+
+def _own_composite_kernel(op, decomposition) -> bool:
+    """Whether `decomposition` is torch.export's stand-in for `op`'s own C++
+    CompositeImplicitAutograd kernel (torch._export.utils._get_decomp_for_cia)."""
+    return (isinstance(decomposition, functools.partial) and decomposition.keywords.get("kernel") is op
+            and getattr(decomposition.func, "__name__", "") == "_special_op_to_decompose_cia")
 
 
 def decompositions():
