@@ -285,7 +285,7 @@ def test_a_single_class_whose_logit_cancels(name, width, size, seeds):
 
 def test_full_size_224_layer_by_layer():
     """Once at the size the networks were designed for (float32, batch 1, evaluation), each
-    1.0-width network checked layer by layer against its twin. The slowest test here (~20 s)."""
+    1.0-width network checked layer by layer against its twin. The slowest test here."""
     for make_twin, ours_cls, args in NETWORKS.values():
         twin, ours = _pair(make_twin, ours_cls, args(1.0, 1000), 224, np.float32, False)
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
