@@ -35,6 +35,7 @@ float32 (`bound_from_magnitude`), as PyTorch's CPU kernels do (docs/semantics.md
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -88,6 +89,9 @@ def gamma(n, u=U32):
     a unit roundoff (a number) or a dtype, whose `unit_roundoff` is taken: gamma(n, np.float32)."""
     if not isinstance(u, numbers.Real):
         u = unit_roundoff(u)
+    if isinstance(n, numbers.Real):  # one number: the same float64 operations, without NumPy's per-call cost
+        nu = float(n) * u
+        return float(nu / (1 - nu)) if nu < 1 else math.inf
     nu = np.asarray(n, dtype=np.float64) * u
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(nu < 1, nu / np.where(nu < 1, 1 - nu, 1.0), np.inf)
