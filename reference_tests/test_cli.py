@@ -130,6 +130,20 @@ def test_verify_engine_reference_says_so():
     assert "reference engine)" in " ".join(result.stdout.split())
 
 
+def test_only_the_program_freezes_its_imports():
+    """`npconv verify` as a program moves what its imports made into the collector's permanent
+    generation (cli._freeze_imports); main([...]) called from Python, as npconv() above does,
+    leaves the caller's objects alone."""
+    import gc
+
+    before = gc.get_freeze_count()
+    assert npconv("verify", "hybrid_block", "--input", "1,4,9,9", "--out-channels", "6", "--no-timing").returncode == 0
+    assert gc.get_freeze_count() == before
+    code = ("import gc, sys; from argparse import Namespace; from npconv.cli import _freeze_imports; "
+            "_freeze_imports(Namespace(program=True)); sys.exit(0 if gc.get_freeze_count() > 0 else 1)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV).returncode == 0
+
+
 def test_verify_backward_puts_flop_counter_beside_the_counted_gradients():
     """--backward: per layer, grad_input and grad_weight MACs counted by npconv's loops, with
     FlopCounterMode's figures beside them. For a dense kernel grad_input = grad_weight =
