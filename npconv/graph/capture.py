@@ -153,10 +153,11 @@ def _split_table(table=None) -> tuple[dict, dict]:
     C++ dispatcher (torch's `_special_op_to_decompose_cia`; 476 of the 513 in torch 2.13's
     default table), is left out of the override: the trace decomposes that op with that same
     kernel anyway, and overriding each costs a dozen Python-dispatcher registrations and
-    their removal. Left in, torch.export's own bookkeeping took about 0.13 s of every
-    capture: a third of a small model's capture time, and 10% of the reference tests' CPU
-    time (docs/graph.md, "Time"). reference_tests/test_capture.py holds the graphs of this
-    route and the public one (which overrides every entry) equal, node by node."""
+    their removal. Left in, torch.export's own bookkeeping took about 0.11 s of every
+    capture: most of a small network's (150 -> 40 ms), and 13% of a profile of the reference
+    tests (docs/graph.md, "One trace instead of two"). reference_tests/test_capture.py holds
+    the graphs of this route and the public one (which overrides every entry) equal, node by
+    node."""
     if table is None:
         import torch
 
