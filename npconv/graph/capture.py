@@ -106,16 +106,16 @@ def export_program(model, example_input, *, strict: bool = False, one_trace: boo
 _one_trace_lock = threading.Lock()
 
 
-def _export_in_one_trace(model, x, strict: bool, table=None):
+def _export_in_one_trace(model, x, strict: bool):
     """The decomposed ExportedProgram from torch.export's inference route, which applies
-    `table` (default: `decompositions()`) in its one trace (module docstring, "One trace");
-    None when this torch lacks that route or the trace raises, for the caller to take the
-    public route.
+    `decompositions()` in its one trace (module docstring, "One trace"); None when this torch
+    lacks that route or the trace raises, for the caller to take the public route.
 
     It does what `run_decompositions` does with the table, in the first trace instead of a
-    second: the table's entries for CompositeImplicitAutograd ops (here `_pad_circular`)
-    replace those ops' own decompositions for the length of the trace
-    (`_override_composite_implicit_decomp`), and the rest goes to the trace as its
+    second: the table's entries for CompositeImplicitAutograd ops that are not the op's own
+    kernel (here `_pad_circular` and torch's Python decompositions: `_split`) replace those
+    ops' decompositions for the length of the trace (`_override_composite_implicit_decomp`),
+    and the rest goes to the trace as its
     decomposition table. `_trace._export(pre_dispatch=False)` calls the module-level
     `_export_to_aten_ir`, whose `decomp_table` it leaves empty; for the length of the call
     that name is bound to itself with the table given (under a lock, so captures in other
@@ -130,7 +130,7 @@ def _export_in_one_trace(model, x, strict: bool, table=None):
         if ("decomp_table" not in inspect.signature(lower).parameters
                 or "pre_dispatch" not in inspect.signature(_trace._export).parameters):
             return None
-        composite, table = _split_table(table)
+        composite, table = _split_table()
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     with _one_trace_lock:
@@ -144,10 +144,21 @@ def _export_in_one_trace(model, x, strict: bool, table=None):
             _trace._export_to_aten_ir = lower
 
 
-def _split_table(table=None) -> tuple[dict, dict]:
-    """`table` split as `run_decompositions` splits it: (the CompositeImplicitAutograd ops
-    whose decomposition the trace overrides, the rest of the table). For `decompositions()`
-    (table None), made once per set of registered operators (`_split_default`).
+def _split_table() -> tuple[dict, dict]:
+    """`decompositions()` split as `run_decompositions` splits a table: (the
+    CompositeImplicitAutograd ops whose decomposition the trace overrides, the rest of the
+    table), made once per set of registered operators (`_split`)."""
+    import torch
+
+    registered = len(torch._C._dispatch_get_registrations_for_dispatch_key("CompositeImplicitAutograd"))
+    return _split(tuple(torch.ops._dir), registered)
+
+
+@functools.lru_cache(maxsize=4)
+def _split(namespaces: tuple, registered: int) -> tuple[dict, dict]:
+    """`_split_table`'s result, keyed by what it depends on: the operator namespaces loaded
+    (torch.ops._dir) and the number of CompositeImplicitAutograd registrations, which a newly
+    loaded operator library changes.
 
     An entry that is such an op's own CompositeImplicitAutograd kernel, reached through the
     C++ dispatcher (torch's `_special_op_to_decompose_cia`; 476 of the 513 in torch 2.13's
@@ -158,23 +169,10 @@ def _split_table(table=None) -> tuple[dict, dict]:
     tests (docs/graph.md, "One trace instead of two"). reference_tests/test_capture.py holds
     the graphs of this route and the public one (which overrides every entry) equal, node by
     node."""
-    if table is None:
-        import torch
-
-        registered = len(torch._C._dispatch_get_registrations_for_dispatch_key("CompositeImplicitAutograd"))
-        return _split_default(tuple(torch.ops._dir), registered)
     from torch.export.exported_program import _split_decomp_table_to_cia_and_python_decomp
 
-    composite, rest = _split_decomp_table_to_cia_and_python_decomp(dict(table))
+    composite, rest = _split_decomp_table_to_cia_and_python_decomp(dict(decompositions()))
     return {op: fn for op, fn in composite.items() if not _own_composite_kernel(op, fn)}, rest
-
-
-@functools.lru_cache(maxsize=4)
-def _split_default(namespaces: tuple, registered: int) -> tuple[dict, dict]:
-    """`_split_table(decompositions())`, keyed by what it depends on: the operator namespaces
-    loaded (torch.ops._dir) and the number of CompositeImplicitAutograd registrations, which
-    a newly loaded operator library changes."""
-    return _split_table(decompositions())
 
 
 def _own_composite_kernel(op, decomposition) -> bool:
