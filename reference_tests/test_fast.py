@@ -87,7 +87,7 @@ _DEPTHWISE_REFLECT = Conv2dConfig(2, 2, 2, 2, 5, 6, (3, 3), (1, 1), (2, 1), (1, 
 _DEPTHWISE_DILATED = Conv2dConfig(1, 2, 4, 2, 7, 7, (2, 3), (3, 2), (1, 2), (2, 3), "circular", True)
 _DEPTHWISE_VALID = Conv2dConfig(1, 2, 2, 2, 6, 7, (3, 3), (1, 1), (0, 0), (1, 1), "zeros", True)  # the wide grid
 _DEPTHWISE_SAME_5X5 = Conv2dConfig(2, 2, 4, 2, 7, 6, (5, 5), (1, 1), (2, 2), (1, 1), "zeros", True)  # narrow
-_DEPTHWISE_S2_EVEN = Conv2dConfig(2, 3, 3, 3, 8, 10, (3, 3), (2, 2), (1, 1), (1, 1), "zeros", True)  # gathered
+_DEPTHWISE_S2_EVEN = Conv2dConfig(2, 3, 3, 3, 8, 10, (3, 3), (2, 2), (1, 1), (1, 1), "zeros", True)
 _POINTWISE_STRIDED = Conv2dConfig(2, 3, 5, 1, 7, 6, (1, 1), (2, 3), (0, 0), (1, 1), "zeros", True)
 _STANDARD = Conv2dConfig(2, 3, 4, 1, 8, 9, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
 _STANDARD_STRIDED = Conv2dConfig(1, 2, 3, 1, 9, 9, (3, 2), (2, 3), (2, 1), (2, 1), "replicate", False)
@@ -221,11 +221,11 @@ _DEPTHWISE_SAME_3X3 = Conv2dConfig(1, 3, 6, 3, 7, 7, (3, 3), (1, 1), (1, 1), (1,
 
 @pytest.mark.parametrize("values", ["normal", "special"])
 @pytest.mark.parametrize("cfg", [_DEPTHWISE_SAME_3X3, _DEPTHWISE_S2, _DEPTHWISE_S2_EVEN, _DEPTHWISE_SAME_5X5],
-                         ids=["3x3", "3x3-s2", "3x3-s2-gathered", "5x5"])
+                         ids=["3x3", "3x3-s2", "3x3-s2-even", "5x5"])
 def test_depthwise_grids_agree_on_mobilenet_like_layers(cfg, values):
     """The derandomized draws above are small and rarely 3x3: MobileNet's two layer shapes (3x3
     "same" at stride 1 and 2, with a channel multiplier; at stride 2 on an odd and on an even
-    plane, whose sub-planes are copied row by row and by `planes.stride2_gather`'s table) and a
+    plane) and a
     5x5 one, every border column masked, NaN and Inf among the values."""
     rng = np.random.default_rng(4)
     for dtype in (np.float32, np.float64):
@@ -253,17 +253,56 @@ def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
                             g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)[0] == narrow
 
 
-def test_small_even_stride2_planes_are_gathered():
-    """The fixed configurations above reach both of the narrow grid's stride-2 copies: an even
-    plane of at most planes.SMALL_S2 pixels is gathered, an odd one copied row by row."""
-    from npconv.fast import depthwise
+@given(height=st.integers(1, 5), width=st.integers(1, 72),
+       kernel=st.sampled_from(((3, 1, 1), (1, 0, 1), (3, 2, 2), (5, 2, 1), (2, 1, 1))),
+       channels=st.integers(1, 3), dtype=st.sampled_from((np.float32, np.float64)),
+       values=st.sampled_from(("normal", "special")), data=st.data())
+def test_stride2_rows_of_any_width_split_as_on_the_wide_grid(height, width, kernel, channels, dtype, values, data):
+    """At stride 2 the narrow grid splits each input row into its column phases LANES outputs
+    a phase at a time (`planes.stride2_blocks`, `vectors.split_pairs`); the suite's other
+    draws are at most 9 wide, one partial block a row. Here rows of 1 to 72 pixels (up to 36
+    outputs a phase: full blocks, partial ones, several a row, odd and even widths), for
+    kernels that keep the narrow grid, against the wide grid's own row-by-row copy: the same
+    bits and counts."""
+    size, padding, dilation = kernel
+    cfg = Conv2dConfig(1, channels, channels, channels, height, width, (size, size), (2, 2), (padding, padding),
+                       (dilation, dilation), "zeros", True)
+    assume(min(_geometry(cfg).out_h, _geometry(cfg).out_w) > 0)
+    x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype, values=values))
+    assert _grids_agree(cfg, x, w, b, relu6=False)
 
-    for cfg, gathered in ((_DEPTHWISE_S2_EVEN, True), (_DEPTHWISE_S2, False)):
-        g = _geometry(cfg)
-        narrow, *_, table, _ = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w,
-                                                2, 2, 1, 1, 1, 1, 0)
-        assert narrow
-        assert (table.size > 0) == gathered
+
+@given(data=st.data(), dtype=st.sampled_from((np.float32, np.float64)))
+def test_split_pairs_writes_the_pairs_asked_for_and_nothing_else(data, dtype):
+    """`vectors.split_pairs(src, s0, dst, e0, o0, ne, no)`: dst[e0 + t] = src[s0 + 2t] for
+    t < ne and dst[o0 + t] = src[s0 + 2t + 1] for t < no, reading src[s0 : s0 + ne + no]
+    only (here the run may end at the array's last element) and leaving every other element
+    of dst as it was; `split_pairs_full` the same for ne = no = LANES."""
+    from numba import njit
+
+    from npconv.fast.vectors import LANES, split_pairs, split_pairs_full
+
+    @njit(cache=False)
+    def split(src, s0, dst, e0, o0, ne, no, full):
+        u = np.uint64
+        if full:
+            split_pairs_full(src, u(s0), dst, u(e0), u(o0))
+        else:
+            split_pairs(src, u(s0), dst, u(e0), u(o0), u(ne), u(no))
+
+    full = data.draw(st.booleans())
+    ne = LANES if full else data.draw(st.integers(0, LANES))
+    no = LANES if full else data.draw(st.integers(max(0, ne - 1), ne))
+    src = np.arange(1, data.draw(st.integers(ne + no, 3 * LANES)) + 1, dtype=dtype)
+    s0 = data.draw(st.integers(0, src.size - (ne + no)))
+    dst = np.full(4 * LANES, -1, dtype)
+    e0 = data.draw(st.integers(0, LANES))
+    o0 = data.draw(st.integers(e0 + ne, 3 * LANES))          # the two runs apart
+    expected = dst.copy()
+    expected[e0:e0 + ne] = src[s0:s0 + 2 * ne:2]
+    expected[o0:o0 + no] = src[s0 + 1:s0 + 1 + 2 * no:2]
+    split(src, s0, dst, e0, o0, ne, no, full)
+    np.testing.assert_array_equal(dst, expected)
 
 
 @given(cfg=conv2d_configs(depthwise=False, max_groups=1, max_size=9, allow_empty_batch=False), data=st.data(),

@@ -58,7 +58,7 @@ from numba import njit, prange
 from .calls import address, call
 from .epilogue import apply, apply_planes, crop
 from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2, fill_narrow, narrow_fits,
-                     narrow_layout, padding_per_row, stride2_gather)
+                     narrow_layout, padding_per_row, stride2_blocks)
 
 
 # The taps and the epilogue run over the wide grid rounded up to a multiple of VECTOR
@@ -72,7 +72,7 @@ VECTOR = 64
 
 @njit(cache=True, parallel=True)
 def depthwise(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-              padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, threads):
+              padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, blocks, threads):
     # work: the address of `narrow_channels` or `channels` (`run`), called on each chunk
     # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
     # the rest: `channels`' arguments   threads: how many chunks to split the (image, channel) pairs into
@@ -89,7 +89,7 @@ def depthwise(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
     # nothing), likely each thread taking and releasing a reference to each of its arrays, on
     # counters both threads share
     arguments = (x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left, padded_h,
-                 padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts)
+                 padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, blocks)
     for chunk in prange(chunks):
         first, last = chunk * tasks // chunks, (chunk + 1) * tasks // chunks
         m, p, b, s, c = call(work, arguments, first, last)
@@ -103,11 +103,11 @@ def depthwise(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
 
 @njit(cache=True)
 def depthwise_serial(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-                     padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts):
+                     padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, blocks):
     # `depthwise` on the calling thread alone, without Numba's thread pool (for a forked
     # process, where that pool cannot run: npconv/_threads.py). Same arguments, less `threads`.
     return call(work, (x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-                       padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts),
+                       padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, blocks),
                 0, x.shape[0] * x.shape[1])
 
 
@@ -133,7 +133,7 @@ def run(x, w, epilogue, y, steps, grid, threads):
 @functools.lru_cache(maxsize=256)
 def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
     """Where each tap's stream starts, on the narrow grid where it fits, else on the wide grid:
-    (narrow, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts), the kernels' last
+    (narrow, RJ, WJ, lead, top, offsets, pad_row, masks, blocks), the kernels' last
     arguments.
 
         narrow      whether the narrow grid is used (`planes.narrow_fits`, zero padding only)
@@ -144,19 +144,19 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
         pad_row     (OH,): the padding taps of each output row (`planes.padding_per_row`)
         masks       (KW, OH*OW): on the narrow grid, whether tap column q reads an input pixel
                     at each output pixel (shape (0, 0) on the wide grid)
-        gather, starts  on the narrow grid at stride 2, `planes.stride2_gather`'s table for
-                    copying a small plane into its sub-planes (empty otherwise: row by row)
+        blocks      on the narrow grid at stride 2, `planes.stride2_blocks`' list of the
+                    vector copies that split a plane into its sub-planes ((0, 5) otherwise)
 
     A layout depends on the geometry alone: it is worked out once per geometry (a layer's
     every call after its first finds it here) and shared, so its arrays are read-only. Plain
     Python: compiled into the kernels, it was one more function for every caller to re-optimise."""
     pad_row = padding_per_row(OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, H, W)
-    gather, starts = np.zeros(0, np.uint64), np.zeros(0, np.uint64)     # no gathered copy
+    blocks = np.zeros((0, 5), np.uint64)     # no stride-2 copy
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
         narrow, WJ = True, OW
         if sh == 2 and sw == 2:
-            gather, starts = stride2_gather(H, W, RJ, OW, lead, top)
+            blocks = stride2_blocks(H, W, RJ, OW, lead, top)
     else:
         RJ = OH + ((KH - 1) * dh) // sh      # rows of a sub-plane
         WJ = OW + ((KW - 1) * dw) // sw      # columns of a sub-plane = width of the wide grid
@@ -166,18 +166,18 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
                 a, b = (p * dh) % sh, (q * dw) % sw
                 offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
         narrow, lead, top, masks = False, 0, 0, np.zeros((0, 0), np.bool_)
-    for array in (offsets, pad_row, masks, gather, starts):
+    for array in (offsets, pad_row, masks, blocks):
         array.flags.writeable = False
-    return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks, gather, starts
+    return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks, blocks
 
 
 @njit(cache=True)
 def channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-             padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, gather, starts, first, last):
+             padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, blocks, first, last):
     # The (image, channel) pairs first..last-1 (task = n * C + c) on the wide grid, each start
     # to finish: copy into the sub-planes, the taps, the epilogue, the crop (RJ, WJ, offsets,
     # pad_row: `layout`; the narrow grid's twin is `narrow_channels`, whose arguments these are
-    # too, so that one kernel calls either: lead, top, masks, gather, starts are the narrow
+    # too, so that one kernel calls either: lead, top, masks, blocks are the narrow
     # grid's and unused here). Returns the five counts.
     C = x.shape[1]
     CO, KH, KW = w.shape
@@ -233,7 +233,7 @@ GROUP_BYTES = 1 << 15
 
 @njit(cache=True)
 def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
-                    padded_h, padded_w, mode, RJ, OW, lead, top, offsets, pad_row, masks, gather, starts, first, last):
+                    padded_h, padded_w, mode, RJ, OW, lead, top, offsets, pad_row, masks, blocks, first, last):
     # `channels` on the narrow grid (planes.py): tasks first..last-1, a group at a time, each
     # task's sub-planes `stride` elements after the last one's; the output is written in place
     # (pad_top, pad_left, padded_h, padded_w, mode: the wide grid's, unused here)
@@ -250,7 +250,7 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
     planes = 0                               # output planes the taps loops wrote, all L pixels each
     for start in range(first, last, group):
         count = min(group, last - start)
-        fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat, gather, starts)
+        fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat, blocks)
         # task t's M output planes are planes t*M .. t*M + M - 1 of y: the group's are contiguous
         if KH == 3 and KW == 3:
             taps3x3_masked(flat, stride, uoffsets, mf, w, start, count, M, yf, L)

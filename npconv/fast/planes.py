@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels.pad2d import source_index
+from .vectors import LANES, split_pairs, split_pairs_full
 
 
 @njit(cache=True)
@@ -232,45 +233,42 @@ def narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left):
     return RJ, lead, top, offsets, masks
 
 
-# Stride 2 on planes of at most SMALL_S2 pixels: the four sub-planes are filled by one gather
-# each through a table of source offsets (`stride2_gather`) instead of row by row. A row there
-# is 7-10 pixels, and the loops and slices of the row split cost more than the copying: on
-# 512 channels of 14x14, 50 -> 32 us. At 28x28 the two took the same time, and from 56x56 the
-# gather was 2-3x slower (December 2026). The table is made once per geometry, in Python
-# (`depthwise.layout`): made inside the kernel, it added 5.4 s to the depthwise kernel's cold
-# compile per dtype (1.2 s as it is).
-SMALL_S2 = 400
+# Stride 2 (the 2x2 phases): each input row is split into its even and odd columns, two rows
+# of a row phase's sub-planes, LANES outputs a phase at a time by `vectors.split_pairs`. Which
+# block of which row goes where depends on the geometry alone, so `depthwise.layout` makes the
+# list once (`stride2_blocks`), and the copy of a plane is then one loop over it, a few loads
+# and one vector split an entry. Before, a loop per row (and for planes of at most 400 pixels
+# a gather through a table of source offsets) cost more in its set-up than in its copying:
+# the copies of MobileNetV1's stride-2 layers at one thread, within the kernel, took 107, 81,
+# 74 and 38 us on 64@112, 128@56, 256@28 and 512@14, and take 96, 56, 26 and 24 this way (the
+# first is about what reading its 3.2 MB from L3 costs; December 2026).
+
+
+def stride2_blocks(H, W, RJ, OW, lead, top):
+    """The stride-2 narrow grid's copy of an H x W plane, as (blocks, 5) uint64 rows
+    (source, even, odd, evens, odds): input row r's block starting at output column t0 reads
+    the plane from `source` = r*W + 2*t0 and writes its `evens` even columns to the task's
+    buffer from `even`, its `odds` odd ones from `odd` (column phases 0 and 1 of row phase
+    r % 2, row top + r // 2, from column t0). Rows past the sub-planes' RJ - top input rows
+    are left out, as are columns past OW. Plain NumPy, made once per geometry."""
+    plane = RJ * OW
+    rows = min(H, 2 * min(RJ - top, (H + 1) // 2))
+    evens, odds = min((W + 1) // 2, OW), min(W // 2, OW)
+    r = np.arange(rows)[:, np.newaxis]
+    t0 = np.arange(0, evens, LANES)[np.newaxis, :]
+    even = lead + (r & 1) * 2 * plane + (top + (r >> 1)) * OW + t0
+    columns = (r * W + 2 * t0, even, even + plane, np.minimum(evens - t0, LANES), np.clip(odds - t0, 0, LANES))
+    return np.stack(np.broadcast_arrays(*columns), axis=-1).reshape(-1, 5).astype(np.uint64)
 
 
 @njit(cache=True)
-def stride2_gather(H, W, RJ, OW, lead, top):
-    # (offsets (4 * n,), starts (4,)): sub-plane (a, b) of a stride-2 narrow grid, n = rows * OW
-    # of input pixels at its `top`-th row, takes x_plane[offsets[s*n + k]] (s = 2a + b) into
-    # flat[starts[s] + k]; both empty where that is not the whole of each sub-plane's input
-    # (an odd height or width, a width other than 2 * OW) or the plane has over SMALL_S2 pixels
-    rows = H // 2
-    if H % 2 or W != 2 * OW or rows > RJ - top or H * W > SMALL_S2:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    n = rows * OW
-    offsets = np.empty(4 * n, np.uint64)
-    starts = np.empty(4, np.uint64)
-    for a in range(2):
-        for b in range(2):
-            s = a * 2 + b
-            starts[s] = lead + s * RJ * OW + top * OW
-            for k in range(n):
-                offsets[s * n + k] = (2 * (k // OW) + a) * W + 2 * (k % OW) + b
-    return offsets, starts
-
-
-@njit(cache=True)
-def fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat, gather, starts):
+def fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat, blocks):
     # xf: x flattened; the planes (H x W) of tasks start..start+count-1 (task t at t*H*W)
     # flat: for each task g of the group, at g*stride + lead, the narrow grid's sub-planes
     # (RJ x OW each), their zero rows and unused columns already zero; writes x[n, c, R, C]
     # to sub-plane (R % sh, C % sw), row top + R // sh, column C // sw (the rows and columns
     # that fit). Unsigned indices, as in depthwise.taps3x3_masked: no slice per row.
-    # gather, starts: `stride2_gather`'s table for this geometry, from `depthwise.layout` (empty: row by row)
+    # blocks: at stride 2, `stride2_blocks`' list for this geometry (from `depthwise.layout`)
     U = np.uint64
     plane = RJ * OW
     rows = min(RJ - top, (H + sh - 1) // sh)
@@ -288,32 +286,14 @@ def fill_narrow(xf, start, count, H, W, sh, sw, RJ, OW, lead, top, stride, flat,
                 s0, d0 = src + U(r * W), U(first + r * OW)
                 for k in range(U(columns)):
                     flat[d0 + k] = xf[s0 + k]
-        elif sh == 2 and sw == 2 and gather.size:     # small planes: a gather per sub-plane (SMALL_S2)
-            n = U(gather.size // 4)
-            for s in range(4):
-                d0, g0 = U(g * stride) + starts[s], U(s) * n
-                for k in range(n):
-                    flat[d0 + k] = xf[src + gather[g0 + k]]
-        elif sh == 2 and sw == 2:            # even and odd columns split by one loop (fill_interior_s2)
-            count_even = min((W + 1) >> 1, OW)
-            count_odd = min(W >> 1, OW)
-            both = min(count_even, count_odd)
-            for r in range(min(H, 2 * rows)):
-                # slices here, not unsigned indices: LLVM vectorises the stride-2 reads of a
-                # slice (a de-interleave), which it did not with unsigned indices (the larger
-                # planes' copies took 1.1-1.2x as long). The loops are fill_interior_s2's,
-                # written out again: as one helper called by both, the stride-2 layers took
-                # 1.4-1.8x as long (December 2026)
-                row = xf[(start + g) * H * W + r * W:]
-                evens = flat[first + (r & 1) * 2 * plane + (r >> 1) * OW:]
-                odds = flat[first + (r & 1) * 2 * plane + plane + (r >> 1) * OW:]
-                for t in range(both):
-                    evens[t] = row[2 * t]
-                    odds[t] = row[2 * t + 1]
-                for t in range(both, count_even):
-                    evens[t] = row[2 * t]
-                for t in range(both, count_odd):
-                    odds[t] = row[2 * t + 1]
+        elif sh == 2 and sw == 2:
+            base = U(g * stride)
+            for e in range(blocks.shape[0]):
+                source, even, odd, evens, odds = blocks[e, 0], blocks[e, 1], blocks[e, 2], blocks[e, 3], blocks[e, 4]
+                if evens == LANES and odds == LANES:
+                    split_pairs_full(xf, src + source, flat, base + even, base + odd)
+                else:
+                    split_pairs(xf, src + source, flat, base + even, base + odd, evens, odds)
         else:
             for r in range(min(H, sh * rows)):
                 s0 = src + U(r * W)
