@@ -100,9 +100,14 @@ def finfo(dtype):
     return np.finfo(dtype)
 
 
+_COMPUTED_AS_IS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
 def compute_dtype(dtype) -> np.dtype:
     """The dtype a kernel computes in for arrays of `dtype`: float32 for float16 and bfloat16,
     else `dtype`."""
+    if dtype in _COMPUTED_AS_IS:    # (every op's call asks: a set lookup first, 0.1 of its 0.5 us)
+        return dtype
     dtype = np.dtype(dtype)
     return np.dtype(np.float32) if dtype in NARROW_DTYPES else dtype
 

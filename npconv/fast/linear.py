@@ -18,10 +18,9 @@ executed; this is what the call asks of it, and it asks for nothing else); bias_
 N * OUT where the bias is added, 0 without one. Both equal the reference kernel's.
 """
 
-import numba
 import numpy as np
 
-from . import gemm
+from . import gemm, thread_count
 
 
 def covers(x: np.ndarray, w: np.ndarray) -> bool:
@@ -33,7 +32,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, threads: int | No
     """x (N, IN), w (OUT, IN), b (OUT,) or None, C-contiguous, one float dtype; threads: by
     default `numba.get_num_threads()`, as for the convolutions.
     Returns (y (N, OUT), (macs, bias_adds))."""
-    threads = numba.get_num_threads() if threads is None else int(threads)
+    threads = thread_count() if threads is None else int(threads)
     N, IN = x.shape
     OUT = w.shape[0]
     y = np.empty((N, OUT), dtype=x.dtype)
