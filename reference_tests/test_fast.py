@@ -168,25 +168,26 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
 
 
 def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
-    """npconv/fast/depthwise.py's kernel on the grid named, for all of x's channels, on one
-    thread: "narrow" (`narrow_channels`) where `layout` takes it, "wide" (`channels`) always
-    (`layout` picks the narrow grid only for zero padding, so asked with another mode it gives
-    the wide one, which `channels` then fills with zeros).
-    Returns (y, counts, whether the grid asked for was used)."""
+    """npconv/fast/depthwise.py's kernel computing the way named, for all of x's channels, on
+    one thread: "stride2" (`stride2_channels`, taps straight from x) or "narrow"
+    (`narrow_channels`, its stride-2 layers too) where `layout` takes it, "wide" (`channels`)
+    always (`layout` picks the other two only for zero padding, so asked with another mode
+    it gives the wide grid, which `channels` then fills with zeros).
+    Returns (y, counts, whether the way asked for was used)."""
     from npconv.fast import depthwise
 
     g = _geometry(cfg)
     w3 = w.reshape(g.out_channels, g.kernel_h, g.kernel_w)
     y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), x.dtype)
     grid_layout = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
-                                   g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, 0 if grid == "narrow" else 1)
+                                   g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, 1 if grid == "wide" else 0,
+                                   grid == "stride2")
     empty = np.zeros(0, x.dtype)
     epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
     steps = (g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.height + g.pad_top + g.pad_bottom,
              g.width + g.pad_left + g.pad_right, 0)
     counts = depthwise.run(x, w3, epilogue, y, steps, grid_layout, 1)
-    narrow = grid_layout[0]
-    return y, counts, narrow == (grid == "narrow")
+    return y, counts, grid_layout[0] == grid
 
 
 @given(cfg=conv2d_configs(depthwise=True, max_size=9, allow_unbatched=False, allow_empty_batch=False),
@@ -194,8 +195,9 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
 def test_depthwise_narrow_and_wide_grids_give_the_same_bits_and_counts(cfg, data, relu6):
     """With zero padding, where `planes.narrow_fits` allows, the depthwise kernel computes on the
     narrow grid (the output's own plane, padding columns masked to zero) instead of the wide one
-    (padded sub-planes, then a crop). Both sum the same products in the same order and run the
-    same epilogue: the same bits, NaN and Inf included, and the same counts."""
+    (padded sub-planes, then a crop), and MobileNet's stride-2 layers from x itself
+    (`stride2_channels`). All sum the same products in the same order and run the same
+    epilogue: the same bits, NaN and Inf included, and the same counts."""
     cfg = dataclasses.replace(cfg, padding_mode="zeros")
     dtype = data.draw(st.sampled_from((np.float32, np.float64)))
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype, values=data.draw(st.sampled_from(("normal", "special")))))
@@ -203,17 +205,20 @@ def test_depthwise_narrow_and_wide_grids_give_the_same_bits_and_counts(cfg, data
 
 
 def _grids_agree(cfg, x, w, b, relu6) -> bool:
-    """Asserts the narrow and the wide grid agree (bits and counts) where `layout` takes the
-    narrow one; returns whether it did (False: nothing compared)."""
+    """Asserts that the narrow grid and the stride-2 taps from x agree with the wide grid
+    (bits and counts) where `layout` takes them; returns whether either did (False: nothing
+    compared)."""
     scale = np.linspace(-1.5, 2, cfg.out_channels).astype(x.dtype)
     shift = np.linspace(-1, 1, cfg.out_channels).astype(x.dtype)
-    narrow, narrow_counts, used = _depthwise_on_grid("narrow", x, w, b, scale, shift, relu6, cfg)
-    if not used:
-        return False
     wide, wide_counts, _ = _depthwise_on_grid("wide", x, w, b, scale, shift, relu6, cfg)
-    np.testing.assert_array_equal(narrow, wide)
-    assert narrow_counts == wide_counts
-    return True
+    compared = False
+    for grid in ("narrow", "stride2"):
+        y, counts, used = _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg)
+        if used:
+            np.testing.assert_array_equal(y, wide, err_msg=grid)
+            assert counts == wide_counts, grid
+            compared = True
+    return compared
 
 
 _DEPTHWISE_SAME_3X3 = Conv2dConfig(1, 3, 6, 3, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
@@ -239,18 +244,18 @@ def test_depthwise_grids_agree_on_mobilenet_like_layers(cfg, values):
             assert _grids_agree(cfg, x, w, b, relu6)
 
 
-@pytest.mark.parametrize("cfg, narrow", [(_DEPTHWISE_S2, True), (_DEPTHWISE_SAME_5X5, True),
-                                         (_DEPTHWISE_VALID, False), (_DEPTHWISE_REFLECT, False)],
+@pytest.mark.parametrize("cfg, kind", [(_DEPTHWISE_S2, "stride2"), (_DEPTHWISE_SAME_5X5, "narrow"),
+                                       (_DEPTHWISE_VALID, "wide"), (_DEPTHWISE_REFLECT, "wide")],
                          ids=["s2-same", "5x5-same", "valid", "reflect"])
-def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
-    """test_fast_on_fixed_configurations runs each depthwise grid on every dtype: these
-    configurations take the grid they are listed with."""
+def test_fixed_depthwise_configurations_run_every_way(cfg, kind):
+    """test_fast_on_fixed_configurations runs each way of the depthwise kernel on every dtype:
+    these configurations take the way they are listed with."""
     from npconv.fast import depthwise
 
     g = _geometry(cfg)
     mode = npconv.kernels.pad2d.MODE_CODES[cfg.padding_mode]
     assert depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
-                            g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)[0] == narrow
+                            g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)[0] == kind
 
 
 @given(height=st.integers(1, 5), width=st.integers(1, 72),
@@ -259,11 +264,12 @@ def test_fixed_depthwise_configurations_run_both_grids(cfg, narrow):
        values=st.sampled_from(("normal", "special")), data=st.data())
 def test_stride2_rows_of_any_width_split_as_on_the_wide_grid(height, width, kernel, channels, dtype, values, data):
     """At stride 2 the narrow grid splits each input row into its column phases LANES outputs
-    a phase at a time (`planes.stride2_blocks`, `vectors.split_pairs`); the suite's other
+    a phase at a time (`planes.stride2_blocks`, `vectors.split_pairs`), and MobileNet's 3x3
+    layers read x in blocks of LANES outputs (`vectors.taps3x3_stride2`); the suite's other
     draws are at most 9 wide, one partial block a row. Here rows of 1 to 72 pixels (up to 36
-    outputs a phase: full blocks, partial ones, several a row, odd and even widths), for
-    kernels that keep the narrow grid, against the wide grid's own row-by-row copy: the same
-    bits and counts."""
+    outputs: full blocks, partial ones, several a row, odd and even widths), for kernels that
+    keep the narrow grid, both ways against the wide grid's own row-by-row copy: the same bits
+    and counts."""
     size, padding, dilation = kernel
     cfg = Conv2dConfig(1, channels, channels, channels, height, width, (size, size), (2, 2), (padding, padding),
                        (dilation, dilation), "zeros", True)

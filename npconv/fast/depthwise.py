@@ -6,7 +6,8 @@
 What changes is the order of the work (see `planes` for the layout):
 
 * the (image, channel) pairs are split into one chunk per thread (`prange`), each done by
-  `channels` (the wide grid) or `narrow_channels` (the narrow grid, below) start to finish
+  `channels` (the wide grid), `narrow_channels` (the narrow grid, below) or
+  `stride2_channels` (MobileNet's stride-2 layers, below) start to finish
   (`depthwise_serial` runs them all on the calling thread); `run` picks the one and calls the
   kernel, which reaches it through its address (`calls.py`: compiled once, not again inside
   each kernel);
@@ -34,6 +35,13 @@ process on MobileNetV1's layers (December 2026): 0.37-0.97 of its time on one th
 1024@7 129 -> 47 us, 512@14 stride 2 94 -> 73 us), 0.49-1.01 on two. bench/README.md has the
 ratios to PyTorch.
 
+MobileNet's stride-2 layers (3x3, stride 2, padding 1, dilation 1, zeros) skip the copy:
+`stride2_channels` computes each block of 16 outputs of an output row straight from x's three
+input rows, split into even and odd columns in registers by `vectors.taps3x3_stride2`
+(0.71-0.87 of the narrow grid's time on MobileNetV1's stride-2 layers at one and two threads,
+December 2026). Padding rows are zeros and padding columns masked-off lanes, zeros too, each
+multiplied by its weight: the same products in the same order, the same bits.
+
 A channel costs a few long loops, not one loop per output row, which is what keeps the
 7x7 and 14x14 layers (1,024 and 512 channels of 49 and 196 pixels) from drowning in loop
 overhead.
@@ -56,6 +64,7 @@ import numpy as np
 from numba import njit, prange
 
 from .calls import address, call
+from .vectors import LANES, taps3x3_stride2
 from .epilogue import apply, apply_planes, crop
 from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2, fill_narrow, narrow_fits,
                      narrow_layout, padding_per_row, stride2_blocks)
@@ -113,8 +122,8 @@ def depthwise_serial(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, c
 
 def run(x, w, epilogue, y, steps, grid, threads):
     """The depthwise convolution of x (N, C, H, W) by w (C*M, KH, KW) into y (N, C*M, OH, OW),
-    all C-contiguous of x's dtype: `narrow_channels` or `channels`, as `layout` chose (`grid`
-    is its result), on every (image, channel) pair, in `threads` chunks on Numba's pool, or on
+    all C-contiguous of x's dtype: `stride2_channels`, `narrow_channels` or `channels`, as
+    `layout` chose (`grid` is its result), on every (image, channel) pair, in `threads` chunks on Numba's pool, or on
     the calling thread when `threads` is None or 1 (one chunk either way; entering the pool for
     it cost 1.3 us a call, December 2026). epilogue: (bias, has_bias, scale, shift, affine,
     lo, hi, clamp); steps: (sh, sw, pad_top, pad_left, padded_h, padded_w, mode). Returns the
@@ -123,21 +132,24 @@ def run(x, w, epilogue, y, steps, grid, threads):
     The chunk function is reached through its address (`calls`): compiled once by itself, not
     again inside each of the two kernels around it. Its types follow from x's dtype, since every
     other argument is made here or by `npconv.fast.conv2d` with that dtype."""
-    narrow, *shape = grid
+    kind, *shape = grid
     arguments = (x, w, *epilogue, y, *steps, *shape)
-    work = address(narrow_channels if narrow else channels, arguments, key=x.dtype)
+    work = address(CHUNKS[kind], arguments, key=x.dtype)
     if threads is None or threads == 1:
         return depthwise_serial(work, *arguments)
     return depthwise(work, *arguments, threads)
 
 
 @functools.lru_cache(maxsize=256)
-def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
-    """Where each tap's stream starts, on the narrow grid where it fits, else on the wide grid:
-    (narrow, RJ, WJ, lead, top, offsets, pad_row, masks, blocks), the kernels' last
-    arguments.
+def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct=True):
+    """How the kernel computes this geometry, and where each tap's stream starts: (kind, RJ,
+    WJ, lead, top, offsets, pad_row, masks, blocks), the kernels' last arguments.
 
-        narrow      whether the narrow grid is used (`planes.narrow_fits`, zero padding only)
+        kind        "stride2" for MobileNet's stride-2 layers (3x3, stride 2, padding 1 at the
+                    top and left, dilation 1, zero padding; unless `direct` is False): their
+                    taps read x itself (`stride2_channels`), and only pad_row of the rest is
+                    used; "narrow" where the narrow grid fits (`planes.narrow_fits`, zero
+                    padding only); else "wide"
         RJ, WJ      rows and columns of a channel's sub-planes (WJ: OW on the narrow grid)
         lead, top   the narrow grid's slack before the first sub-plane, and zero rows above
                     each sub-plane's first input row (0 on the wide grid)
@@ -155,8 +167,10 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
     blocks = np.zeros((0, 5), np.uint64)     # no stride-2 copy
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
-        narrow, WJ = True, OW
-        if sh == 2 and sw == 2:
+        kind, WJ = "narrow", OW
+        if (direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 2, 2, 1, 1, 1, 1)):
+            kind = "stride2"
+        elif sh == 2 and sw == 2:
             blocks = stride2_blocks(H, W, RJ, OW, lead, top)
     else:
         RJ = OH + ((KH - 1) * dh) // sh      # rows of a sub-plane
@@ -166,10 +180,10 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode):
             for q in range(KW):
                 a, b = (p * dh) % sh, (q * dw) % sw
                 offsets[p, q] = (a * sw + b) * RJ * WJ + ((p * dh) // sh) * WJ + (q * dw) // sw
-        narrow, lead, top, masks = False, 0, 0, np.zeros((0, 0), np.bool_)
+        kind, lead, top, masks = "wide", 0, 0, np.zeros((0, 0), np.bool_)
     for array in (offsets, pad_row, masks, blocks):
         array.flags.writeable = False
-    return narrow, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks, blocks
+    return kind, int(RJ), int(WJ), int(lead), int(top), offsets, pad_row, masks, blocks
 
 
 @njit(cache=True)
@@ -266,6 +280,60 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
     kept = planes * L
     return (KH * KW * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
             2 * kept if clamp else 0)
+
+
+@njit(cache=True)
+def stride2_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+                     padded_h, padded_w, mode, RJ, OW, lead, top, offsets, pad_row, masks, blocks, first, last):
+    # MobileNet's stride-2 layers (3x3, stride 2, padding 1 at the top and left, dilation 1,
+    # zeros; `layout`'s "stride2"), tasks first..last-1, with no copy: each block of LANES
+    # outputs of an output row i is computed from x's rows 2i - 1, 2i and 2i + 1 by
+    # `vectors.taps3x3_stride2`, which splits their columns into even and odd in registers. A
+    # row outside the input is a padding row (its bit in `rows` is 0), a column outside it a
+    # masked-off lane: zeros, as the reference's padded input has there, each multiplied by
+    # its weight. The same products in the same order as on the other grids: the same bits.
+    # Against the narrow grid's copy into sub-planes and taps over them (interleaved, December
+    # 2026), MobileNetV1's stride-2 layers 64@112, 128@56, 256@28 and 512@14 took 171, 89, 52
+    # and 44 us that way and 138, 71, 39 and 39 this way at one thread; 97, 56, 31 and 27
+    # against 74, 40, 23 and 23 at two.
+    # (The other arguments are the other chunk functions'; only pad_row is used here.)
+    U = np.uint64
+    N, C, H, W = x.shape
+    CO = w.shape[0]
+    M = CO // C
+    OH = y.shape[2]
+    L = OH * OW
+    xf, yf, wf = x.reshape(x.size), y.reshape(y.size), w.reshape(w.size)
+    for task in range(first, last):
+        plane = task * H * W
+        for m in range(M):
+            P = task * M + m
+            o9 = U((P % CO) * 9)
+            for i in range(OH):
+                top_row = 2 * i - 1                   # x's row read by kernel row p = 0
+                rows = U((top_row >= 0) + 2 * (top_row + 1 < H) + 4 * (top_row + 2 < H))
+                base = plane + top_row * W            # (top_row may be -1: row 0 is then not read)
+                for j0 in range(0, OW, LANES):
+                    # lanes of the reads from columns 2*j0 - 2 and 2*j0 that lie in the input
+                    skip = 2 if j0 == 0 else 0
+                    before = (U(1) << U(min(2 * LANES, max(0, W - 2 * j0 + 2)))) - U(1)
+                    before &= ~((U(1) << U(skip)) - U(1))
+                    after = (U(1) << U(min(2 * LANES, max(0, W - 2 * j0)))) - U(1)
+                    start = base + 2 * j0
+                    taps3x3_stride2(xf, U(max(0, start)), U(start + W), U(start + 2 * W), rows, before, after, wf, o9,
+                                    yf, U(P * L + i * OW + j0), U(min(LANES, OW - j0)))
+    planes = (last - first) * M
+    if has_bias or affine or clamp:
+        apply_planes(yf, first * M, planes, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+    padding_per_plane = 0
+    for i in range(OH):
+        padding_per_plane += pad_row[i]
+    kept = planes * L
+    return (9 * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
+            2 * kept if clamp else 0)
+
+
+CHUNKS = {"wide": channels, "narrow": narrow_channels, "stride2": stride2_channels}
 
 
 @njit(cache=True)

@@ -1,5 +1,5 @@
-"""Explicit vector code for the one copy LLVM does not vectorise well by itself: splitting a
-short run of pixels into its even and its odd ones.
+"""Explicit vector code for what LLVM does not vectorise well by itself: splitting short runs
+of pixels into their even and odd ones, for the stride-2 depthwise layers.
 
     dst[e0 + t] = src[s0 + 2t]        for t < ne
     dst[o0 + t] = src[s0 + 2t + 1]    for t < no
@@ -22,6 +22,11 @@ moves to the machine's own, or to scalar code where it has none: the result is t
 every machine. The same 256 planes of 28x28 within the depthwise kernel: 74 -> 26 us
 (December 2026, one thread; making the lanes' masks from the bits of 2**n - 1, not by
 comparing lane numbers, was 33 -> 26 of that).
+
+`taps3x3_stride2` goes one step further for MobileNet's stride-2 layers (3x3, padding 1):
+it splits the three input rows an output row reads in registers, as above, and computes
+LANES outputs from them, the nine products summed in the reference's order, with no copy at
+all (`depthwise.stride2_channels`).
 
 Indices are unsigned (uint64), as in the kernels that call these, and are not checked: the
 caller keeps them in bounds.
@@ -105,3 +110,74 @@ def split_pairs_full(typingctx, src, s0, dst, e0, o0):
     def codegen(context, builder, signature, args):
         return _split(context, builder, signature, args, masked=False)
     return types.void(src, s0, dst, e0, o0), codegen
+
+
+def _mask_from_bits(builder, bits, width):
+    # the <width x i1> mask whose lane l is bit l of `bits` (i64)
+    return builder.bitcast(builder.trunc(bits, ir.IntType(width)), ir.VectorType(ir.IntType(1), width))
+
+
+@intrinsic
+def taps3x3_stride2(typingctx, x, row0, row1, row2, rows, before, after, w, o9, y, at, n):
+    """LANES outputs of one output row of a 3x3, stride-2, padding-1 depthwise convolution,
+    straight from the input: for t < n,
+
+        y[at + t] = sum_{p, q} x_pad[2i + p, 2(j0 + t) + q] * w[o9 + 3p + q]
+
+    summed in the reference's (p, q) order, where row p of the three is read from x at
+    rowp (the index of its column 2*j0), and is a padding row (zeros) where bit p of `rows`
+    is 0. Each row is read twice, as pairs of columns: from column 2*j0 - 2 (its odd lanes
+    are tap column q = 0: x_pad column 2j, input column 2j - 1) under the lane mask `before`,
+    and from column 2*j0 (even lanes q = 1, odd lanes q = 2) under `after`; a lane outside
+    the input is a zero, the reference's padding. The masks are bits (lane l = bit l) that
+    the caller derives from the input's width. x, w and y 1-D of one dtype; indices uint64.
+    Reads nothing outside the masks' lanes; writes y[at : at + n], nothing else."""
+    def codegen(context, builder, signature, args):
+        x_type, w_type, y_type = signature.args[0], signature.args[7], signature.args[9]
+        xd = context.make_array(x_type)(context, builder, args[0]).data
+        wd = context.make_array(w_type)(context, builder, args[7]).data
+        yd = context.make_array(y_type)(context, builder, args[9]).data
+        elem = context.get_data_type(x_type.dtype)
+        size = context.get_abi_sizeof(elem)
+        align = ir.Constant(_I32, size)
+        starts, (rows, before, after, o9, at, n) = (
+            [context.cast(builder, args[k], signature.args[k], types.uint64) for k in ks] for ks in ((1, 2, 3), (4, 5, 6, 8, 10, 11)))
+        pair, phase = ir.VectorType(elem, 2 * LANES), ir.VectorType(elem, LANES)
+        i1 = ir.IntType(1)
+        load_type = ir.FunctionType(pair, [pair.as_pointer(), _I32, ir.VectorType(i1, 2 * LANES), pair])
+        load = cgutils.get_or_insert_function(
+            builder.module, load_type, f"llvm.masked.load.v{2 * LANES}{elem.intrinsic_name}.{_pointer_suffix(pair, elem)}")
+        zeros = ir.Constant(pair, None)
+        evens = ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2)))
+        odds = ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2)))
+        zero64 = ir.Constant(_I64, 0)
+        taps = []
+        for p in range(3):
+            present = builder.icmp_unsigned("!=", builder.and_(rows, ir.Constant(_I64, 1 << p)), zero64)
+            # column 2*j0 - 2 is 2 elements before the row's start index (the pointer may
+            # precede the array; its lanes there are masked off and never read)
+            early = builder.gep(xd, [builder.sub(starts[p], ir.Constant(_I64, 2))])
+            late = builder.gep(xd, [starts[p]])
+            first = builder.call(load, [builder.bitcast(early, pair.as_pointer()), align,
+                                        _mask_from_bits(builder, builder.select(present, before, zero64), 2 * LANES),
+                                        zeros])
+            second = builder.call(load, [builder.bitcast(late, pair.as_pointer()), align,
+                                         _mask_from_bits(builder, builder.select(present, after, zero64), 2 * LANES),
+                                         zeros])
+            taps += [builder.shuffle_vector(first, first, odds),       # q = 0
+                     builder.shuffle_vector(second, second, evens),    # q = 1
+                     builder.shuffle_vector(second, second, odds)]     # q = 2
+        total = None
+        for k, tap in enumerate(taps):                                  # (p, q) order, as the reference
+            weight = builder.load(builder.gep(wd, [builder.add(o9, ir.Constant(_I64, k))]))
+            splat = builder.insert_element(ir.Constant(phase, None), weight, ir.Constant(_I32, 0))
+            splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+            product = builder.fmul(tap, splat)
+            total = product if total is None else builder.fadd(total, product)
+        target = builder.bitcast(builder.gep(yd, [at]), phase.as_pointer())
+        store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(i1, LANES)]),
+            f"llvm.masked.store.v{LANES}{elem.intrinsic_name}.{_pointer_suffix(phase, elem)}")
+        builder.call(store, [total, target, align, _lanes_below(builder, n, LANES)])
+        return context.get_dummy_value()
+    return types.void(x, row0, row1, row2, rows, before, after, w, o9, y, at, n), codegen
