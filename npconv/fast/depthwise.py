@@ -38,7 +38,7 @@ ratios to PyTorch.
 MobileNet's stride-2 layers (3x3, stride 2, padding 1, dilation 1, zeros) skip the copy:
 `stride2_channels` computes each block of 16 outputs of an output row straight from x's three
 input rows, split into even and odd columns in registers by `vectors.taps3x3_stride2`
-(0.71-0.87 of the narrow grid's time on MobileNetV1's stride-2 layers at one and two threads,
+(0.64-0.81 of the narrow grid's time on MobileNetV1's stride-2 layers at one and two threads,
 December 2026). Padding rows are zeros and padding columns masked-off lanes, zeros too, each
 multiplied by its weight: the same products in the same order, the same bits.
 
@@ -147,9 +147,9 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
 
         kind        "stride2" for MobileNet's stride-2 layers (3x3, stride 2, padding 1 at the
                     top and left, dilation 1, zero padding; unless `direct` is False): their
-                    taps read x itself (`stride2_channels`), and only pad_row of the rest is
-                    used; "narrow" where the narrow grid fits (`planes.narrow_fits`, zero
-                    padding only); else "wide"
+                    taps read x itself (`stride2_channels`), and of the rest only pad_row and
+                    blocks (`stride2_lanes`) are used; "narrow" where the narrow grid fits
+                    (`planes.narrow_fits`, zero padding only); else "wide"
         RJ, WJ      rows and columns of a channel's sub-planes (WJ: OW on the narrow grid)
         lead, top   the narrow grid's slack before the first sub-plane, and zero rows above
                     each sub-plane's first input row (0 on the wide grid)
@@ -158,7 +158,8 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
         masks       (KW, OH*OW): on the narrow grid, whether tap column q reads an input pixel
                     at each output pixel (shape (0, 0) on the wide grid)
         blocks      on the narrow grid at stride 2, `planes.stride2_blocks`' list of the
-                    vector copies that split a plane into its sub-planes ((0, 5) otherwise)
+                    vector copies that split a plane into its sub-planes; for "stride2",
+                    `stride2_lanes`' masks ((0, 5) otherwise)
 
     A layout depends on the geometry alone: it is worked out once per geometry (a layer's
     every call after its first finds it here) and shared, so its arrays are read-only. Plain
@@ -168,8 +169,8 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
         kind, WJ = "narrow", OW
-        if (direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 2, 2, 1, 1, 1, 1)):
-            kind = "stride2"
+        if direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 2, 2, 1, 1, 1, 1):
+            kind, blocks = "stride2", stride2_lanes(W, OW)
         elif sh == 2 and sw == 2:
             blocks = stride2_blocks(H, W, RJ, OW, lead, top)
     else:
@@ -288,14 +289,16 @@ def stride2_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
     # MobileNet's stride-2 layers (3x3, stride 2, padding 1 at the top and left, dilation 1,
     # zeros; `layout`'s "stride2"), tasks first..last-1, with no copy: each block of LANES
     # outputs of an output row i is computed from x's rows 2i - 1, 2i and 2i + 1 by
-    # `vectors.taps3x3_stride2`, which splits their columns into even and odd in registers. A
-    # row outside the input is a padding row (its bit in `rows` is 0), a column outside it a
-    # masked-off lane: zeros, as the reference's padded input has there, each multiplied by
-    # its weight. The same products in the same order as on the other grids: the same bits.
-    # Against the narrow grid's copy into sub-planes and taps over them (interleaved, December
-    # 2026), MobileNetV1's stride-2 layers 64@112, 128@56, 256@28 and 512@14 took 171, 89, 52
-    # and 44 us that way and 138, 71, 39 and 39 this way at one thread; 97, 56, 31 and 27
-    # against 74, 40, 23 and 23 at two.
+    # `vectors.taps3x3_stride2`, which splits their columns into even and odd in registers.
+    # blocks (`stride2_lanes`) holds the lane masks of each block's reads; a row outside the
+    # input is a padding row (its bit in `rows` is 0), a column outside it a masked-off lane:
+    # zeros, as the reference's padded input has there, each multiplied by its weight. The
+    # same products in the same order as on the other grids: the same bits. Against the
+    # narrow grid's copy into sub-planes and taps over them (interleaved, December 2026),
+    # MobileNetV1's stride-2 layers 64@112, 128@56, 256@28 and 512@14 take 0.64-0.77 of its
+    # time at one thread and 0.72-0.81 at two (two runs; 128@56, for one, 91 -> 62 us and
+    # 70 -> 52 us). Without the mask table, each block working out its masks, it was
+    # 0.75-0.87 and 0.71-0.85.
     # (The other arguments are the other chunk functions'; only pad_row is used here.)
     U = np.uint64
     N, C, H, W = x.shape
@@ -303,25 +306,29 @@ def stride2_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
     M = CO // C
     OH = y.shape[2]
     L = OH * OW
-    xf, yf, wf = x.reshape(x.size), y.reshape(y.size), w.reshape(w.size)
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
     for task in range(first, last):
         plane = task * H * W
         for m in range(M):
             P = task * M + m
-            o9 = U((P % CO) * 9)
+            o = P % CO
+            weights = (w[o, 0, 0], w[o, 0, 1], w[o, 0, 2], w[o, 1, 0], w[o, 1, 1], w[o, 1, 2], w[o, 2, 0], w[o, 2, 1],
+                       w[o, 2, 2])
             for i in range(OH):
                 top_row = 2 * i - 1                   # x's row read by kernel row p = 0
                 rows = U((top_row >= 0) + 2 * (top_row + 1 < H) + 4 * (top_row + 2 < H))
-                base = plane + top_row * W            # (top_row may be -1: row 0 is then not read)
-                for j0 in range(0, OW, LANES):
-                    # lanes of the reads from columns 2*j0 - 2 and 2*j0 that lie in the input
-                    skip = 2 if j0 == 0 else 0
-                    before = (U(1) << U(min(2 * LANES, max(0, W - 2 * j0 + 2)))) - U(1)
-                    before &= ~((U(1) << U(skip)) - U(1))
-                    after = (U(1) << U(min(2 * LANES, max(0, W - 2 * j0)))) - U(1)
-                    start = base + 2 * j0
-                    taps3x3_stride2(xf, U(max(0, start)), U(start + W), U(start + 2 * W), rows, before, after, wf, o9,
-                                    yf, U(P * L + i * OW + j0), U(min(LANES, OW - j0)))
+                base = plane + top_row * W            # (top_row may be -1: that row is then not read)
+                at = P * L + i * OW
+                if rows == U(7):                      # (a constant there: the compiler drops the rows' tests)
+                    for b in range(blocks.shape[0]):
+                        start = U(base + 2 * LANES * b)
+                        taps3x3_stride2(xf, start, start + U(W), start + U(2 * W), U(7), blocks[b, 0], blocks[b, 1],
+                                        weights, yf, U(at + LANES * b), U(min(LANES, OW - LANES * b)))
+                else:
+                    for b in range(blocks.shape[0]):
+                        start = base + 2 * LANES * b
+                        taps3x3_stride2(xf, U(max(0, start)), U(start + W), U(start + 2 * W), rows, blocks[b, 0],
+                                        blocks[b, 1], weights, yf, U(at + LANES * b), U(min(LANES, OW - LANES * b)))
     planes = (last - first) * M
     if has_bias or affine or clamp:
         apply_planes(yf, first * M, planes, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
@@ -331,6 +338,18 @@ def stride2_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
     kept = planes * L
     return (9 * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
             2 * kept if clamp else 0)
+
+
+def stride2_lanes(W, OW):
+    """`layout`'s `blocks` for `stride2_channels`: for each block of LANES outputs of a row
+    (from column j0 = LANES * b), the lanes of its two reads of a row that lie in the input, as
+    bits (lane l = bit l): the 2 * LANES columns from 2*j0 - 2, and those from 2*j0."""
+    def lanes(first, end):
+        end = min(2 * LANES, max(0, end))
+        return ((1 << end) - 1) & ~((1 << min(first, end)) - 1)
+
+    return np.array([(lanes(2 if j0 == 0 else 0, W - 2 * j0 + 2), lanes(0, W - 2 * j0))
+                     for j0 in range(0, OW, LANES)], np.uint64).reshape(-1, 2)
 
 
 CHUNKS = {"wide": channels, "narrow": narrow_channels, "stride2": stride2_channels}

@@ -117,67 +117,79 @@ def _mask_from_bits(builder, bits, width):
     return builder.bitcast(builder.trunc(bits, ir.IntType(width)), ir.VectorType(ir.IntType(1), width))
 
 
-@intrinsic
-def taps3x3_stride2(typingctx, x, row0, row1, row2, rows, before, after, w, o9, y, at, n):
-    """LANES outputs of one output row of a 3x3, stride-2, padding-1 depthwise convolution,
-    straight from the input: for t < n,
+class _Rows3x3:
+    """taps3x3_stride2's IR, in parts: its arguments (x, row0, row1, row2, rows, two lane
+    masks, the nine weights, y, at, n), masked loads of x, and the weighted sum and store."""
 
-        y[at + t] = sum_{p, q} x_pad[2i + p, 2(j0 + t) + q] * w[o9 + 3p + q]
+    def __init__(self, context, builder, signature, args):
+        self.context, self.builder = context, builder
+        x_type, y_type = signature.args[0], signature.args[8]
+        self.x = context.make_array(x_type)(context, builder, args[0]).data
+        self.weights = [builder.extract_value(args[7], k) for k in range(9)]
+        self.y = context.make_array(y_type)(context, builder, args[8]).data
+        self.elem = context.get_data_type(x_type.dtype)
+        self.align = ir.Constant(_I32, context.get_abi_sizeof(self.elem))
+        u64 = {k: context.cast(builder, args[k], signature.args[k], types.uint64) for k in (1, 2, 3, 4, 5, 6, 9, 10)}
+        self.starts, self.rows, self.masks = (u64[1], u64[2], u64[3]), u64[4], (u64[5], u64[6])
+        self.at, self.n = u64[9], u64[10]
 
-    summed in the reference's (p, q) order, where row p of the three is read from x at
-    rowp (the index of its column 2*j0), and is a padding row (zeros) where bit p of `rows`
-    is 0. Each row is read twice, as pairs of columns: from column 2*j0 - 2 (its odd lanes
-    are tap column q = 0: x_pad column 2j, input column 2j - 1) under the lane mask `before`,
-    and from column 2*j0 (even lanes q = 1, odd lanes q = 2) under `after`; a lane outside
-    the input is a zero, the reference's padding. The masks are bits (lane l = bit l) that
-    the caller derives from the input's width. x, w and y 1-D of one dtype; indices uint64.
-    Reads nothing outside the masks' lanes; writes y[at : at + n], nothing else."""
-    def codegen(context, builder, signature, args):
-        x_type, w_type, y_type = signature.args[0], signature.args[7], signature.args[9]
-        xd = context.make_array(x_type)(context, builder, args[0]).data
-        wd = context.make_array(w_type)(context, builder, args[7]).data
-        yd = context.make_array(y_type)(context, builder, args[9]).data
-        elem = context.get_data_type(x_type.dtype)
-        size = context.get_abi_sizeof(elem)
-        align = ir.Constant(_I32, size)
-        starts, (rows, before, after, o9, at, n) = (
-            [context.cast(builder, args[k], signature.args[k], types.uint64) for k in ks] for ks in ((1, 2, 3), (4, 5, 6, 8, 10, 11)))
-        pair, phase = ir.VectorType(elem, 2 * LANES), ir.VectorType(elem, LANES)
-        i1 = ir.IntType(1)
-        load_type = ir.FunctionType(pair, [pair.as_pointer(), _I32, ir.VectorType(i1, 2 * LANES), pair])
+    def load(self, p, offset, mask, width):
+        """x[starts[p] + offset :][:width] under the lane mask `mask` (bits), zeros elsewhere
+        and everywhere when row p is padding (bit p of rows is 0). The pointer may precede
+        the array (offset < 0 at the first column); those lanes are masked off, never read."""
+        builder = self.builder
+        vector = ir.VectorType(self.elem, width)
+        present = builder.icmp_unsigned("!=", builder.and_(self.rows, ir.Constant(_I64, 1 << p)), ir.Constant(_I64, 0))
+        bits = builder.select(present, mask, ir.Constant(_I64, 0))
+        at = builder.gep(self.x, [builder.add(self.starts[p], ir.Constant(_I64, offset))])
+        pointer = builder.bitcast(at, vector.as_pointer())
         load = cgutils.get_or_insert_function(
-            builder.module, load_type, f"llvm.masked.load.v{2 * LANES}{elem.intrinsic_name}.{_pointer_suffix(pair, elem)}")
-        zeros = ir.Constant(pair, None)
-        evens = ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2)))
-        odds = ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2)))
-        zero64 = ir.Constant(_I64, 0)
-        taps = []
-        for p in range(3):
-            present = builder.icmp_unsigned("!=", builder.and_(rows, ir.Constant(_I64, 1 << p)), zero64)
-            # column 2*j0 - 2 is 2 elements before the row's start index (the pointer may
-            # precede the array; its lanes there are masked off and never read)
-            early = builder.gep(xd, [builder.sub(starts[p], ir.Constant(_I64, 2))])
-            late = builder.gep(xd, [starts[p]])
-            first = builder.call(load, [builder.bitcast(early, pair.as_pointer()), align,
-                                        _mask_from_bits(builder, builder.select(present, before, zero64), 2 * LANES),
-                                        zeros])
-            second = builder.call(load, [builder.bitcast(late, pair.as_pointer()), align,
-                                         _mask_from_bits(builder, builder.select(present, after, zero64), 2 * LANES),
-                                         zeros])
-            taps += [builder.shuffle_vector(first, first, odds),       # q = 0
-                     builder.shuffle_vector(second, second, evens),    # q = 1
-                     builder.shuffle_vector(second, second, odds)]     # q = 2
+            builder.module, ir.FunctionType(vector, [pointer.type, _I32, ir.VectorType(ir.IntType(1), width), vector]),
+            f"llvm.masked.load.v{width}{self.elem.intrinsic_name}.{_pointer_suffix(vector, self.elem)}")
+        return builder.call(load, [pointer, self.align, _mask_from_bits(builder, bits, width), ir.Constant(vector, None)])
+
+    def sum_and_store(self, taps):
+        """y[at + t] = sum of taps[k][t] * weights[k] over k in order, for t < n."""
+        builder, phase = self.builder, ir.VectorType(self.elem, LANES)
         total = None
-        for k, tap in enumerate(taps):                                  # (p, q) order, as the reference
-            weight = builder.load(builder.gep(wd, [builder.add(o9, ir.Constant(_I64, k))]))
+        for weight, tap in zip(self.weights, taps):       # (p, q) order, as the reference
             splat = builder.insert_element(ir.Constant(phase, None), weight, ir.Constant(_I32, 0))
             splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
             product = builder.fmul(tap, splat)
             total = product if total is None else builder.fadd(total, product)
-        target = builder.bitcast(builder.gep(yd, [at]), phase.as_pointer())
+        target = builder.bitcast(builder.gep(self.y, [self.at]), phase.as_pointer())
         store = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(i1, LANES)]),
-            f"llvm.masked.store.v{LANES}{elem.intrinsic_name}.{_pointer_suffix(phase, elem)}")
-        builder.call(store, [total, target, align, _lanes_below(builder, n, LANES)])
-        return context.get_dummy_value()
-    return types.void(x, row0, row1, row2, rows, before, after, w, o9, y, at, n), codegen
+            builder.module, ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(ir.IntType(1), LANES)]),
+            f"llvm.masked.store.v{LANES}{self.elem.intrinsic_name}.{_pointer_suffix(phase, self.elem)}")
+        builder.call(store, [total, target, self.align, _lanes_below(builder, self.n, LANES)])
+        return self.context.get_dummy_value()
+
+
+@intrinsic
+def taps3x3_stride2(typingctx, x, row0, row1, row2, rows, before, after, weights, y, at, n):
+    """LANES outputs of one output row i of a 3x3, stride-2, padding-1 depthwise convolution,
+    straight from the input: for t < n (j = j0 + t),
+
+        y[at + t] = sum_{p, q} x_pad[2i + p, 2j + q] * weights[3p + q]
+
+    summed in the reference's (p, q) order. Row p of the three (x's row 2i + p - 1) is read from
+    x at rowp, the index of its column 2*j0, and is a padding row where bit p of `rows` is 0.
+    Each row is read twice, as pairs of columns split in registers: from column 2*j0 - 2 (its
+    odd lanes are tap column q = 0, input column 2j - 1) under the lane mask `before`, and from
+    column 2*j0 (even lanes q = 1, odd lanes q = 2) under `after` (bits, lane l = bit l, from
+    the input's width: `depthwise.stride2_lanes`). A lane outside the input is a zero, the
+    reference's padding. x and y 1-D of one dtype, weights a tuple of nine of it; indices
+    uint64. Reads nothing outside the masks' lanes; writes y[at : at + n], nothing else."""
+    def codegen(context, builder, signature, args):
+        rows3 = _Rows3x3(context, builder, signature, args)
+        evens = ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2)))
+        odds = ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2)))
+        taps = []
+        for p in range(3):
+            first = rows3.load(p, -2, rows3.masks[0], 2 * LANES)
+            second = rows3.load(p, 0, rows3.masks[1], 2 * LANES)
+            taps += [builder.shuffle_vector(first, first, odds),       # q = 0
+                     builder.shuffle_vector(second, second, evens),    # q = 1
+                     builder.shuffle_vector(second, second, odds)]     # q = 2
+        return rows3.sum_and_store(taps)
+    return types.void(x, row0, row1, row2, rows, before, after, weights, y, at, n), codegen
