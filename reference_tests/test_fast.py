@@ -88,6 +88,8 @@ _DEPTHWISE_DILATED = Conv2dConfig(1, 2, 4, 2, 7, 7, (2, 3), (3, 2), (1, 2), (2, 
 _DEPTHWISE_VALID = Conv2dConfig(1, 2, 2, 2, 6, 7, (3, 3), (1, 1), (0, 0), (1, 1), "zeros", True)  # the wide grid
 _DEPTHWISE_SAME_5X5 = Conv2dConfig(2, 2, 4, 2, 7, 6, (5, 5), (1, 1), (2, 2), (1, 1), "zeros", True)  # narrow
 _DEPTHWISE_S2_EVEN = Conv2dConfig(2, 3, 3, 3, 8, 10, (3, 3), (2, 2), (1, 1), (1, 1), "zeros", True)
+_DEPTHWISE_SAME_3X3 = Conv2dConfig(1, 3, 6, 3, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
+_DEPTHWISE_SAME_3X3_WIDE = Conv2dConfig(1, 2, 4, 2, 9, 20, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
 _POINTWISE_STRIDED = Conv2dConfig(2, 3, 5, 1, 7, 6, (1, 1), (2, 3), (0, 0), (1, 1), "zeros", True)
 _STANDARD = Conv2dConfig(2, 3, 4, 1, 8, 9, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
 _STANDARD_STRIDED = Conv2dConfig(1, 2, 3, 1, 9, 9, (3, 2), (2, 3), (2, 1), (2, 1), "replicate", False)
@@ -111,7 +113,7 @@ def test_fast_within_bound_of_reference_and_counts_equal(kind, data):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "cfg", [_DEPTHWISE_S2, _DEPTHWISE_REFLECT, _DEPTHWISE_DILATED, _DEPTHWISE_VALID, _DEPTHWISE_SAME_5X5,
-            _DEPTHWISE_S2_EVEN, _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
+            _DEPTHWISE_S2_EVEN, _DEPTHWISE_SAME_3X3_WIDE, _POINTWISE_STRIDED, _STANDARD, _STANDARD_STRIDED]
 )
 def test_fast_on_fixed_configurations(cfg, dtype):
     """Each kernel's special paths (stride 2 planes, reflect and circular padding, dilation,
@@ -169,10 +171,10 @@ def test_depthwise_result_does_not_depend_on_the_thread_count(cfg, data, threads
 
 def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
     """npconv/fast/depthwise.py's kernel computing the way named, for all of x's channels, on
-    one thread: "stride2" (`stride2_channels`, taps straight from x) or "narrow"
-    (`narrow_channels`, its stride-2 layers too) where `layout` takes it, "wide" (`channels`)
-    always (`layout` picks the other two only for zero padding, so asked with another mode
-    it gives the wide grid, which `channels` then fills with zeros).
+    one thread: "stride1" or "stride2" (`stride1_channels`, `stride2_channels`: taps straight
+    from x) or "narrow" (`narrow_channels`, MobileNet's layers too) where `layout` takes it,
+    "wide" (`channels`) always (`layout` picks the others only for zero padding, so asked with
+    another mode it gives the wide grid, which `channels` then fills with zeros).
     Returns (y, counts, whether the way asked for was used)."""
     from npconv.fast import depthwise
 
@@ -181,7 +183,7 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
     y = np.empty((g.batch, g.out_channels, g.out_h, g.out_w), x.dtype)
     grid_layout = depthwise.layout(g.height, g.width, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
                                    g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, 1 if grid == "wide" else 0,
-                                   grid == "stride2")
+                                   grid in ("stride1", "stride2"))
     empty = np.zeros(0, x.dtype)
     epilogue = (empty if b is None else b, b is not None, scale, shift, True, x.dtype.type(0), x.dtype.type(6), relu6)
     steps = (g.stride_h, g.stride_w, g.pad_top, g.pad_left, g.height + g.pad_top + g.pad_bottom,
@@ -195,8 +197,8 @@ def _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg):
 def test_depthwise_narrow_and_wide_grids_give_the_same_bits_and_counts(cfg, data, relu6):
     """With zero padding, where `planes.narrow_fits` allows, the depthwise kernel computes on the
     narrow grid (the output's own plane, padding columns masked to zero) instead of the wide one
-    (padded sub-planes, then a crop), and MobileNet's stride-2 layers from x itself
-    (`stride2_channels`). All sum the same products in the same order and run the same
+    (padded sub-planes, then a crop), and MobileNet's layers from x itself
+    (`stride1_channels` from 14 columns on, `stride2_channels`). All sum the same products in the same order and run the same
     epilogue: the same bits, NaN and Inf included, and the same counts."""
     cfg = dataclasses.replace(cfg, padding_mode="zeros")
     dtype = data.draw(st.sampled_from((np.float32, np.float64)))
@@ -205,14 +207,14 @@ def test_depthwise_narrow_and_wide_grids_give_the_same_bits_and_counts(cfg, data
 
 
 def _grids_agree(cfg, x, w, b, relu6) -> bool:
-    """Asserts that the narrow grid and the stride-2 taps from x agree with the wide grid
-    (bits and counts) where `layout` takes them; returns whether either did (False: nothing
-    compared)."""
+    """Asserts that the narrow grid and the taps straight from x (stride 1 and 2) agree with the
+    wide grid (bits and counts) where `layout` takes them; returns whether any did (False:
+    nothing compared)."""
     scale = np.linspace(-1.5, 2, cfg.out_channels).astype(x.dtype)
     shift = np.linspace(-1, 1, cfg.out_channels).astype(x.dtype)
     wide, wide_counts, _ = _depthwise_on_grid("wide", x, w, b, scale, shift, relu6, cfg)
     compared = False
-    for grid in ("narrow", "stride2"):
+    for grid in ("narrow", "stride1", "stride2"):
         y, counts, used = _depthwise_on_grid(grid, x, w, b, scale, shift, relu6, cfg)
         if used:
             np.testing.assert_array_equal(y, wide, err_msg=grid)
@@ -221,12 +223,12 @@ def _grids_agree(cfg, x, w, b, relu6) -> bool:
     return compared
 
 
-_DEPTHWISE_SAME_3X3 = Conv2dConfig(1, 3, 6, 3, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), "zeros", True)
 
 
 @pytest.mark.parametrize("values", ["normal", "special"])
-@pytest.mark.parametrize("cfg", [_DEPTHWISE_SAME_3X3, _DEPTHWISE_S2, _DEPTHWISE_S2_EVEN, _DEPTHWISE_SAME_5X5],
-                         ids=["3x3", "3x3-s2", "3x3-s2-even", "5x5"])
+@pytest.mark.parametrize("cfg", [_DEPTHWISE_SAME_3X3, _DEPTHWISE_SAME_3X3_WIDE, _DEPTHWISE_S2, _DEPTHWISE_S2_EVEN,
+                                 _DEPTHWISE_SAME_5X5],
+                         ids=["3x3", "3x3-wide", "3x3-s2", "3x3-s2-even", "5x5"])
 def test_depthwise_grids_agree_on_mobilenet_like_layers(cfg, values):
     """The derandomized draws above are small and rarely 3x3: MobileNet's two layer shapes (3x3
     "same" at stride 1 and 2, with a channel multiplier; at stride 2 on an odd and on an even
@@ -244,9 +246,10 @@ def test_depthwise_grids_agree_on_mobilenet_like_layers(cfg, values):
             assert _grids_agree(cfg, x, w, b, relu6)
 
 
-@pytest.mark.parametrize("cfg, kind", [(_DEPTHWISE_S2, "stride2"), (_DEPTHWISE_SAME_5X5, "narrow"),
+@pytest.mark.parametrize("cfg, kind", [(_DEPTHWISE_S2, "stride2"), (_DEPTHWISE_SAME_3X3_WIDE, "stride1"),
+                                       (_DEPTHWISE_SAME_3X3, "narrow"), (_DEPTHWISE_SAME_5X5, "narrow"),
                                        (_DEPTHWISE_VALID, "wide"), (_DEPTHWISE_REFLECT, "wide")],
-                         ids=["s2-same", "5x5-same", "valid", "reflect"])
+                         ids=["s2-same", "3x3-wide", "3x3-7x7", "5x5-same", "valid", "reflect"])
 def test_fixed_depthwise_configurations_run_every_way(cfg, kind):
     """test_fast_on_fixed_configurations runs each way of the depthwise kernel on every dtype:
     these configurations take the way they are listed with."""
@@ -258,24 +261,25 @@ def test_fixed_depthwise_configurations_run_every_way(cfg, kind):
                             g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, mode)[0] == kind
 
 
-@given(height=st.integers(1, 5), width=st.integers(1, 72),
+@given(height=st.integers(1, 6), width=st.integers(1, 72), stride=st.sampled_from((1, 2)),
        kernel=st.sampled_from(((3, 1, 1), (1, 0, 1), (3, 2, 2), (5, 2, 1), (2, 1, 1))),
-       channels=st.integers(1, 3), dtype=st.sampled_from((np.float32, np.float64)),
+       channels=st.integers(1, 3), multiplier=st.integers(1, 2), dtype=st.sampled_from((np.float32, np.float64)),
        values=st.sampled_from(("normal", "special")), data=st.data())
-def test_stride2_rows_of_any_width_split_as_on_the_wide_grid(height, width, kernel, channels, dtype, values, data):
-    """At stride 2 the narrow grid splits each input row into its column phases LANES outputs
-    a phase at a time (`planes.stride2_blocks`, `vectors.split_pairs`), and MobileNet's 3x3
-    layers read x in blocks of LANES outputs (`vectors.taps3x3_stride2`); the suite's other
-    draws are at most 9 wide, one partial block a row. Here rows of 1 to 72 pixels (up to 36
-    outputs: full blocks, partial ones, several a row, odd and even widths), for kernels that
-    keep the narrow grid, both ways against the wide grid's own row-by-row copy: the same bits
-    and counts."""
+def test_rows_of_any_width_agree_on_every_way(height, width, stride, kernel, channels, multiplier, dtype, values,
+                                              data):
+    """MobileNet's 3x3 layers read x in blocks of LANES outputs (`vectors.taps3x3_stride1` from
+    14 columns on, `taps3x3_stride2`), and at stride 2 the narrow grid splits each input row
+    into its column phases LANES outputs a phase at a time (`planes.stride2_blocks`,
+    `vectors.split_pairs`); the suite's other draws are at most 9 wide, one partial block a
+    row. Here rows of 1 to 72 pixels (full blocks, partial ones, several a row, odd and even
+    widths and heights, a channel multiplier), for kernels that keep the narrow grid, every
+    way against the wide grid's own row-by-row copy: the same bits and counts."""
     size, padding, dilation = kernel
-    cfg = Conv2dConfig(1, channels, channels, channels, height, width, (size, size), (2, 2), (padding, padding),
-                       (dilation, dilation), "zeros", True)
+    cfg = Conv2dConfig(1, channels, channels * multiplier, channels, height, width, (size, size), (stride, stride),
+                       (padding, padding), (dilation, dilation), "zeros", True)
     assume(min(_geometry(cfg).out_h, _geometry(cfg).out_w) > 0)
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype, values=values))
-    assert _grids_agree(cfg, x, w, b, relu6=False)
+    assume(_grids_agree(cfg, x, w, b, relu6=data.draw(st.booleans())))   # (at stride 1 a row too narrow for the kernel keeps the wide grid)
 
 
 @given(data=st.data(), dtype=st.sampled_from((np.float32, np.float64)))

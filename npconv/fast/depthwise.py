@@ -64,7 +64,7 @@ import numpy as np
 from numba import njit, prange
 
 from .calls import address, call
-from .vectors import LANES, taps3x3_stride2
+from .vectors import LANES, taps3x3_stride1, taps3x3_stride2
 from .epilogue import apply, apply_planes, crop
 from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2, fill_narrow, narrow_fits,
                      narrow_layout, padding_per_row, stride2_blocks)
@@ -77,6 +77,11 @@ from .planes import (fill_all, fill_interior, fill_interior_s1, fill_interior_s2
 # December 2026) dw 1024@7 went 112 -> 107 us and dw 512@14 stride 2 91 -> 83 us; the larger
 # planes did not move.
 VECTOR = 64
+
+# stride1_channels pays on planes this wide or wider: its blocks of LANES outputs are full
+# enough, where a 7x7 plane fills 7 of 16 lanes (there the narrow grid took 47 us against its
+# 50 on MobileNetV1's 1024@7; from 14x14 on it is 0.70-0.79 of the narrow grid's time)
+MIN_STRIDE1_WIDTH = 14
 
 
 @njit(cache=True, parallel=True)
@@ -171,6 +176,8 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
         kind, WJ = "narrow", OW
         if direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 2, 2, 1, 1, 1, 1):
             kind, blocks = "stride2", stride2_lanes(W, OW)
+        elif direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 1, 1, 1, 1, 1, 1) and W >= MIN_STRIDE1_WIDTH:
+            kind, blocks = "stride1", stride1_lanes(W, OW)
         elif sh == 2 and sw == 2:
             blocks = stride2_blocks(H, W, RJ, OW, lead, top)
     else:
@@ -329,30 +336,95 @@ def stride2_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
                         start = base + 2 * LANES * b
                         taps3x3_stride2(xf, U(max(0, start)), U(start + W), U(start + 2 * W), rows, blocks[b, 0],
                                         blocks[b, 1], weights, yf, U(at + LANES * b), U(min(LANES, OW - LANES * b)))
+    return direct_epilogue(yf, first, last, M, CO, L, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+
+
+@njit(cache=True)
+def stride1_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
+                     padded_h, padded_w, mode, RJ, OW, lead, top, offsets, pad_row, masks, blocks, first, last):
+    # MobileNet's stride-1 layers on planes at least MIN_STRIDE1_WIDTH wide (3x3, stride 1,
+    # padding 1 at the top and left, dilation 1, zeros; `layout`'s "stride1"), tasks
+    # first..last-1, with no copy: output rows i and i + 1, a block of LANES outputs of each,
+    # from x's rows i - 1 .. i + 2 by `vectors.taps3x3_stride1`, which reads each row three
+    # times (tap columns q = 0, 1, 2), once for both output rows. blocks (`stride1_lanes`)
+    # holds the lane masks of each block's reads; padding rows and columns are zeros, each
+    # multiplied by its weight, as in `stride2_channels`: the same bits as the other grids.
+    # Against the narrow grid (interleaved, one thread, December 2026) MobileNetV1's stride-1
+    # layers 32@112, 128@56, 256@28 and 512@14 took 164, 169, 90 and 56 us that way and 114,
+    # 126, 71 and 44 this way; 1024@7 47 against 50, so 7x7 planes keep the narrow grid.
+    U = np.uint64
+    N, C, H, W = x.shape
+    CO = w.shape[0]
+    M = CO // C
+    OH = y.shape[2]
+    L = OH * OW
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
+    for task in range(first, last):
+        plane = task * H * W
+        for m in range(M):
+            P = task * M + m
+            o = P % CO
+            weights = (w[o, 0, 0], w[o, 0, 1], w[o, 0, 2], w[o, 1, 0], w[o, 1, 1], w[o, 1, 2], w[o, 2, 0], w[o, 2, 1],
+                       w[o, 2, 2])
+            for i in range(0, OH, 2):
+                top_row = i - 1                       # x's row read by kernel row p = 0 for output row i
+                rows = U((top_row >= 0) + 2 * (i < H) + 4 * (i + 1 < H) + 8 * (i + 2 < H))
+                both = U(i + 1 < OH)                  # a second output row
+                base = plane + top_row * W            # (top_row may be -1: that row is then not read)
+                at = P * L + i * OW
+                if rows == U(15):                     # (a constant there: the compiler drops the rows' tests)
+                    for b in range(blocks.shape[0]):
+                        start = U(base + LANES * b)
+                        taps3x3_stride1(xf, start, start + U(W), start + U(2 * W), start + U(3 * W), U(15),
+                                        blocks[b, 0], blocks[b, 1], blocks[b, 2], weights, yf, U(at + LANES * b),
+                                        U(OW), U(min(LANES, OW - LANES * b)), both)
+                else:
+                    for b in range(blocks.shape[0]):
+                        start = base + LANES * b
+                        taps3x3_stride1(xf, U(max(0, start)), U(start + W), U(start + 2 * W), U(start + 3 * W), rows,
+                                        blocks[b, 0], blocks[b, 1], blocks[b, 2], weights, yf, U(at + LANES * b),
+                                        U(OW), U(min(LANES, OW - LANES * b)), both)
+    return direct_epilogue(yf, first, last, M, CO, L, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+
+
+@njit(cache=True)
+def direct_epilogue(yf, first, last, M, CO, L, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp):
+    # the epilogue of tasks first..last-1's output planes (M each, of L pixels), and the five
+    # counts, for `stride1_channels` and `stride2_channels` (3x3: 9 products an output pixel)
     planes = (last - first) * M
     if has_bias or affine or clamp:
         apply_planes(yf, first * M, planes, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
     padding_per_plane = 0
-    for i in range(OH):
+    for i in range(pad_row.shape[0]):
         padding_per_plane += pad_row[i]
     kept = planes * L
     return (9 * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
             2 * kept if clamp else 0)
 
 
+def stride1_lanes(W, OW):
+    """`layout`'s `blocks` for `stride1_channels`: for each block of LANES outputs of a row
+    (from column j0 = LANES * b), the lanes of its reads of a row from columns j0 - 1, j0 and
+    j0 + 1 (tap columns q = 0, 1, 2) that lie in the input, as bits (lane l = bit l)."""
+    return np.array([(_lanes(1 if j0 == 0 else 0, W - j0 + 1, LANES), _lanes(0, W - j0, LANES),
+                      _lanes(0, W - j0 - 1, LANES)) for j0 in range(0, OW, LANES)], np.uint64).reshape(-1, 3)
+
+
+def _lanes(first, end, width):
+    # the bits of lanes first .. end-1, clipped to 0 .. width
+    end = min(width, max(0, end))
+    return ((1 << end) - 1) & ~((1 << min(first, end)) - 1)
+
+
 def stride2_lanes(W, OW):
     """`layout`'s `blocks` for `stride2_channels`: for each block of LANES outputs of a row
     (from column j0 = LANES * b), the lanes of its two reads of a row that lie in the input, as
     bits (lane l = bit l): the 2 * LANES columns from 2*j0 - 2, and those from 2*j0."""
-    def lanes(first, end):
-        end = min(2 * LANES, max(0, end))
-        return ((1 << end) - 1) & ~((1 << min(first, end)) - 1)
-
-    return np.array([(lanes(2 if j0 == 0 else 0, W - 2 * j0 + 2), lanes(0, W - 2 * j0))
+    return np.array([(_lanes(2 if j0 == 0 else 0, W - 2 * j0 + 2, 2 * LANES), _lanes(0, W - 2 * j0, 2 * LANES))
                      for j0 in range(0, OW, LANES)], np.uint64).reshape(-1, 2)
 
 
-CHUNKS = {"wide": channels, "narrow": narrow_channels, "stride2": stride2_channels}
+CHUNKS = {"wide": channels, "narrow": narrow_channels, "stride1": stride1_channels, "stride2": stride2_channels}
 
 
 @njit(cache=True)

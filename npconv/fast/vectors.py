@@ -117,52 +117,60 @@ def _mask_from_bits(builder, bits, width):
     return builder.bitcast(builder.trunc(bits, ir.IntType(width)), ir.VectorType(ir.IntType(1), width))
 
 
-class _Rows3x3:
-    """taps3x3_stride2's IR, in parts: its arguments (x, row0, row1, row2, rows, two lane
-    masks, the nine weights, y, at, n), masked loads of x, and the weighted sum and store."""
+def _row_load(context, builder, x, elem, start, offset, mask, present, width):
+    """x[start + offset :][:width] (x: the data pointer) under the lane mask `mask` (bits),
+    zeros elsewhere, and everywhere unless `present` (i1). The pointer may precede the array
+    (offset < 0 at the first column); those lanes are masked off, never read."""
+    vector = ir.VectorType(elem, width)
+    bits = builder.select(present, mask, ir.Constant(_I64, 0))
+    pointer = builder.bitcast(builder.gep(x, [builder.add(start, ir.Constant(_I64, offset))]), vector.as_pointer())
+    load = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vector, [pointer.type, _I32, ir.VectorType(ir.IntType(1), width), vector]),
+        f"llvm.masked.load.v{width}{elem.intrinsic_name}.{_pointer_suffix(vector, elem)}")
+    return builder.call(load, [pointer, ir.Constant(_I32, context.get_abi_sizeof(elem)),
+                               _mask_from_bits(builder, bits, width), ir.Constant(vector, None)])
 
-    def __init__(self, context, builder, signature, args):
-        self.context, self.builder = context, builder
-        x_type, y_type = signature.args[0], signature.args[8]
-        self.x = context.make_array(x_type)(context, builder, args[0]).data
-        self.weights = [builder.extract_value(args[7], k) for k in range(9)]
-        self.y = context.make_array(y_type)(context, builder, args[8]).data
-        self.elem = context.get_data_type(x_type.dtype)
-        self.align = ir.Constant(_I32, context.get_abi_sizeof(self.elem))
-        u64 = {k: context.cast(builder, args[k], signature.args[k], types.uint64) for k in (1, 2, 3, 4, 5, 6, 9, 10)}
-        self.starts, self.rows, self.masks = (u64[1], u64[2], u64[3]), u64[4], (u64[5], u64[6])
-        self.at, self.n = u64[9], u64[10]
 
-    def load(self, p, offset, mask, width):
-        """x[starts[p] + offset :][:width] under the lane mask `mask` (bits), zeros elsewhere
-        and everywhere when row p is padding (bit p of rows is 0). The pointer may precede
-        the array (offset < 0 at the first column); those lanes are masked off, never read."""
-        builder = self.builder
-        vector = ir.VectorType(self.elem, width)
-        present = builder.icmp_unsigned("!=", builder.and_(self.rows, ir.Constant(_I64, 1 << p)), ir.Constant(_I64, 0))
-        bits = builder.select(present, mask, ir.Constant(_I64, 0))
-        at = builder.gep(self.x, [builder.add(self.starts[p], ir.Constant(_I64, offset))])
-        pointer = builder.bitcast(at, vector.as_pointer())
-        load = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vector, [pointer.type, _I32, ir.VectorType(ir.IntType(1), width), vector]),
-            f"llvm.masked.load.v{width}{self.elem.intrinsic_name}.{_pointer_suffix(vector, self.elem)}")
-        return builder.call(load, [pointer, self.align, _mask_from_bits(builder, bits, width), ir.Constant(vector, None)])
+def _weighted_sum(builder, taps, weights, elem):
+    """sum of taps[k] * weights[k] over k in order (the reference's (p, q) order), each weight
+    broadcast to LANES lanes."""
+    phase = ir.VectorType(elem, LANES)
+    total = None
+    for weight, tap in zip(weights, taps):
+        splat = builder.insert_element(ir.Constant(phase, None), weight, ir.Constant(_I32, 0))
+        splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+        product = builder.fmul(tap, splat)
+        total = product if total is None else builder.fadd(total, product)
+    return total
 
-    def sum_and_store(self, taps):
-        """y[at + t] = sum of taps[k][t] * weights[k] over k in order, for t < n."""
-        builder, phase = self.builder, ir.VectorType(self.elem, LANES)
-        total = None
-        for weight, tap in zip(self.weights, taps):       # (p, q) order, as the reference
-            splat = builder.insert_element(ir.Constant(phase, None), weight, ir.Constant(_I32, 0))
-            splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-            product = builder.fmul(tap, splat)
-            total = product if total is None else builder.fadd(total, product)
-        target = builder.bitcast(builder.gep(self.y, [self.at]), phase.as_pointer())
-        store = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(ir.IntType(1), LANES)]),
-            f"llvm.masked.store.v{LANES}{self.elem.intrinsic_name}.{_pointer_suffix(phase, self.elem)}")
-        builder.call(store, [total, target, self.align, _lanes_below(builder, self.n, LANES)])
-        return self.context.get_dummy_value()
+
+def _store(context, builder, y, elem, at, values, lanes):
+    """y[at + t] = values[t] for t < lanes (y: the data pointer), nothing else written."""
+    phase = ir.VectorType(elem, LANES)
+    target = builder.bitcast(builder.gep(y, [at]), phase.as_pointer())
+    store = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(ir.IntType(1), LANES)]),
+        f"llvm.masked.store.v{LANES}{elem.intrinsic_name}.{_pointer_suffix(phase, elem)}")
+    builder.call(store, [values, target, ir.Constant(_I32, context.get_abi_sizeof(elem)), _lanes_below(builder, lanes, LANES)])
+
+
+def _unpack(context, builder, signature, args, arrays, tuples):
+    # the data pointers of the array arguments at `arrays`, the elements of the tuple arguments
+    # at `tuples`, every other argument as uint64
+    out = []
+    for k, (value, kind) in enumerate(zip(args, signature.args)):
+        if k in arrays:
+            out.append(context.make_array(kind)(context, builder, value).data)
+        elif k in tuples:
+            out.append([builder.extract_value(value, i) for i in range(kind.count)])
+        else:
+            out.append(context.cast(builder, value, kind, types.uint64))
+    return out
+
+
+def _present(builder, rows, p):
+    # whether bit p of `rows` is set (row p is an input row, not padding)
+    return builder.icmp_unsigned("!=", builder.and_(rows, ir.Constant(_I64, 1 << p)), ir.Constant(_I64, 0))
 
 
 @intrinsic
@@ -181,15 +189,47 @@ def taps3x3_stride2(typingctx, x, row0, row1, row2, rows, before, after, weights
     reference's padding. x and y 1-D of one dtype, weights a tuple of nine of it; indices
     uint64. Reads nothing outside the masks' lanes; writes y[at : at + n], nothing else."""
     def codegen(context, builder, signature, args):
-        rows3 = _Rows3x3(context, builder, signature, args)
+        xd, *starts, rows, before, after, weights, yd, at, n = _unpack(context, builder, signature, args, (0, 8), (7,))
+        elem = context.get_data_type(signature.args[0].dtype)
         evens = ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2)))
         odds = ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2)))
         taps = []
         for p in range(3):
-            first = rows3.load(p, -2, rows3.masks[0], 2 * LANES)
-            second = rows3.load(p, 0, rows3.masks[1], 2 * LANES)
+            present = _present(builder, rows, p)
+            first = _row_load(context, builder, xd, elem, starts[p], -2, before, present, 2 * LANES)
+            second = _row_load(context, builder, xd, elem, starts[p], 0, after, present, 2 * LANES)
             taps += [builder.shuffle_vector(first, first, odds),       # q = 0
                      builder.shuffle_vector(second, second, evens),    # q = 1
                      builder.shuffle_vector(second, second, odds)]     # q = 2
-        return rows3.sum_and_store(taps)
+        _store(context, builder, yd, elem, at, _weighted_sum(builder, taps, weights, elem), n)
+        return context.get_dummy_value()
     return types.void(x, row0, row1, row2, rows, before, after, weights, y, at, n), codegen
+
+
+@intrinsic
+def taps3x3_stride1(typingctx, x, row0, row1, row2, row3, rows, left, middle, right, weights, y, at, pitch, n, both):
+    """LANES outputs of each of two output rows i and i + 1 of a 3x3, stride-1, padding-1
+    depthwise convolution, straight from the input: for t < n (j = j0 + t) and r = 0, 1,
+
+        y[at + r*pitch + t] = sum_{p, q} x_pad[i + r + p, j + q] * weights[3p + q]
+
+    summed in the reference's (p, q) order; the second row only where `both` is 1. The four
+    rows they read (x's rows i - 1 .. i + 2) are read from x at row0 .. row3, the index of
+    their column j0, each a padding row where its bit in `rows` is 0; tap column q reads
+    input column j + q - 1, LANES of them from rowk + q - 1 under the lane masks `left`,
+    `middle` and `right` (bits, from the input's width: `depthwise.stride1_lanes`). Each
+    row's three reads serve both output rows it is in: 12 reads for 2 * LANES outputs. A lane
+    outside the input is a zero, the reference's padding. x and y 1-D of one dtype, weights a
+    tuple of nine of it; indices uint64. Reads nothing outside the masks' lanes; writes
+    y[at : at + n] and, where `both`, y[at + pitch :][:n], nothing else."""
+    def codegen(context, builder, signature, args):
+        xd, *rest = _unpack(context, builder, signature, args, (0, 10), (9,))
+        starts, (rows, left, middle, right, weights, yd, at, pitch, n, both) = rest[:4], rest[4:]
+        elem = context.get_data_type(signature.args[0].dtype)
+        reads = [[_row_load(context, builder, xd, elem, starts[k], q - 1, mask, _present(builder, rows, k), LANES)
+                  for q, mask in enumerate((left, middle, right))] for k in range(4)]
+        for r, (target, lanes) in enumerate(((at, n), (builder.add(at, pitch), builder.mul(n, both)))):
+            taps = [reads[r + p][q] for p in range(3) for q in range(3)]
+            _store(context, builder, yd, elem, target, _weighted_sum(builder, taps, weights, elem), lanes)
+        return context.get_dummy_value()
+    return types.void(x, row0, row1, row2, row3, rows, left, middle, right, weights, y, at, pitch, n, both), codegen
