@@ -7,7 +7,7 @@ What changes is the order of the work (see `planes` for the layout):
 
 * the (image, channel) pairs are split into one chunk per thread (`prange`), each done by
   `channels` (the wide grid), `narrow_channels` (the narrow grid, below) or
-  `stride2_channels` (MobileNet's stride-2 layers, below) start to finish
+  `stride1_channels` / `stride2_channels` (MobileNet's layers, below) start to finish
   (`depthwise_serial` runs them all on the calling thread); `run` picks the one and calls the
   kernel, which reaches it through its address (`calls.py`: compiled once, not again inside
   each kernel);
@@ -35,12 +35,15 @@ process on MobileNetV1's layers (December 2026): 0.37-0.97 of its time on one th
 1024@7 129 -> 47 us, 512@14 stride 2 94 -> 73 us), 0.49-1.01 on two. bench/README.md has the
 ratios to PyTorch.
 
-MobileNet's stride-2 layers (3x3, stride 2, padding 1, dilation 1, zeros) skip the copy:
+MobileNet's layers (3x3, padding 1, dilation 1, zeros) skip the copy: at stride 2
 `stride2_channels` computes each block of 16 outputs of an output row straight from x's three
-input rows, split into even and odd columns in registers by `vectors.taps3x3_stride2`
-(0.64-0.81 of the narrow grid's time on MobileNetV1's stride-2 layers at one and two threads,
-December 2026). Padding rows are zeros and padding columns masked-off lanes, zeros too, each
-multiplied by its weight: the same products in the same order, the same bits.
+input rows, split into even and odd columns in registers by `vectors.taps3x3_stride2`; at
+stride 1, on planes at least MIN_STRIDE1_WIDTH wide, `stride1_channels` computes two output
+rows a block from the four input rows they read (`vectors.taps3x3_stride1`). Against the
+narrow grid on MobileNetV1's layers, 0.64-0.81 of its time at stride 2 and 0.73-0.90 at
+stride 1, at one and two threads (December 2026). Padding rows are zeros and padding columns
+masked-off lanes, zeros too, each multiplied by its weight: the same products in the same
+order, the same bits.
 
 A channel costs a few long loops, not one loop per output row, which is what keeps the
 7x7 and 14x14 layers (1,024 and 512 channels of 49 and 196 pixels) from drowning in loop
@@ -127,8 +130,8 @@ def depthwise_serial(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, c
 
 def run(x, w, epilogue, y, steps, grid, threads):
     """The depthwise convolution of x (N, C, H, W) by w (C*M, KH, KW) into y (N, C*M, OH, OW),
-    all C-contiguous of x's dtype: `stride2_channels`, `narrow_channels` or `channels`, as
-    `layout` chose (`grid` is its result), on every (image, channel) pair, in `threads` chunks on Numba's pool, or on
+    all C-contiguous of x's dtype: `stride1_channels`, `stride2_channels`, `narrow_channels` or
+    `channels`, as `layout` chose (`grid` is its result), on every (image, channel) pair, in `threads` chunks on Numba's pool, or on
     the calling thread when `threads` is None or 1 (one chunk either way; entering the pool for
     it cost 1.3 us a call, December 2026). epilogue: (bias, has_bias, scale, shift, affine,
     lo, hi, clamp); steps: (sh, sw, pad_top, pad_left, padded_h, padded_w, mode). Returns the
@@ -151,10 +154,12 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
     WJ, lead, top, offsets, pad_row, masks, blocks), the kernels' last arguments.
 
         kind        "stride2" for MobileNet's stride-2 layers (3x3, stride 2, padding 1 at the
-                    top and left, dilation 1, zero padding; unless `direct` is False): their
-                    taps read x itself (`stride2_channels`), and of the rest only pad_row and
-                    blocks (`stride2_lanes`) are used; "narrow" where the narrow grid fits
-                    (`planes.narrow_fits`, zero padding only); else "wide"
+                    top and left, dilation 1, zero padding; unless `direct` is False), and
+                    "stride1" for its stride-1 ones on planes at least MIN_STRIDE1_WIDTH wide:
+                    their taps read x itself (`stride2_channels`, `stride1_channels`), and of
+                    the rest only pad_row and blocks (`stride2_lanes`, `stride1_lanes`) are
+                    used; "narrow" where the narrow grid fits (`planes.narrow_fits`, zero
+                    padding only); else "wide"
         RJ, WJ      rows and columns of a channel's sub-planes (WJ: OW on the narrow grid)
         lead, top   the narrow grid's slack before the first sub-plane, and zero rows above
                     each sub-plane's first input row (0 on the wide grid)
@@ -163,8 +168,9 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
         masks       (KW, OH*OW): on the narrow grid, whether tap column q reads an input pixel
                     at each output pixel (shape (0, 0) on the wide grid)
         blocks      on the narrow grid at stride 2, `planes.stride2_blocks`' list of the
-                    vector copies that split a plane into its sub-planes; for "stride2",
-                    `stride2_lanes`' masks ((0, 5) otherwise)
+                    vector copies that split a plane into its sub-planes; for "stride1" and
+                    "stride2", the lane masks of `stride1_lanes` / `stride2_lanes` ((0, 5)
+                    otherwise)
 
     A layout depends on the geometry alone: it is worked out once per geometry (a layer's
     every call after its first finds it here) and shared, so its arrays are read-only. Plain
