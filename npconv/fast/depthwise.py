@@ -324,9 +324,7 @@ def stride2_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
         plane = task * H * W
         for m in range(M):
             P = task * M + m
-            o = P % CO
-            weights = (w[o, 0, 0], w[o, 0, 1], w[o, 0, 2], w[o, 1, 0], w[o, 1, 1], w[o, 1, 2], w[o, 2, 0], w[o, 2, 1],
-                       w[o, 2, 2])
+            weights = nine_weights(w, P % CO)
             for i in range(OH):
                 top_row = 2 * i - 1                   # x's row read by kernel row p = 0
                 rows = U((top_row >= 0) + 2 * (top_row + 1 < H) + 4 * (top_row + 2 < H))
@@ -355,9 +353,10 @@ def stride1_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
     # times (tap columns q = 0, 1, 2), once for both output rows. blocks (`stride1_lanes`)
     # holds the lane masks of each block's reads; padding rows and columns are zeros, each
     # multiplied by its weight, as in `stride2_channels`: the same bits as the other grids.
-    # Against the narrow grid (interleaved, one thread, December 2026) MobileNetV1's stride-1
-    # layers 32@112, 128@56, 256@28 and 512@14 took 164, 169, 90 and 56 us that way and 114,
-    # 126, 71 and 44 this way; 1024@7 47 against 50, so 7x7 planes keep the narrow grid.
+    # Against the narrow grid (interleaved, December 2026) MobileNetV1's stride-1 layers
+    # 32@112, 128@56, 256@28 and 512@14 took 184, 171, 91 and 55 us that way and 144, 129, 75
+    # and 48 this way at one thread (0.73-0.90 of its time at two); 1024@7, one block of 16
+    # lanes holding 7 outputs a row, 47 against 50, so 7x7 planes keep the narrow grid.
     U = np.uint64
     N, C, H, W = x.shape
     CO = w.shape[0]
@@ -369,9 +368,7 @@ def stride1_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
         plane = task * H * W
         for m in range(M):
             P = task * M + m
-            o = P % CO
-            weights = (w[o, 0, 0], w[o, 0, 1], w[o, 0, 2], w[o, 1, 0], w[o, 1, 1], w[o, 1, 2], w[o, 2, 0], w[o, 2, 1],
-                       w[o, 2, 2])
+            weights = nine_weights(w, P % CO)
             for i in range(0, OH, 2):
                 top_row = i - 1                       # x's row read by kernel row p = 0 for output row i
                 rows = U((top_row >= 0) + 2 * (i < H) + 4 * (i + 1 < H) + 8 * (i + 2 < H))
@@ -391,6 +388,12 @@ def stride1_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, 
                                         blocks[b, 0], blocks[b, 1], blocks[b, 2], weights, yf, U(at + LANES * b),
                                         U(OW), U(min(LANES, OW - LANES * b)), both)
     return direct_epilogue(yf, first, last, M, CO, L, pad_row, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+
+
+@njit(cache=True)
+def nine_weights(w, o):
+    # output channel o's 3x3 weights, in the (p, q) order of the sums
+    return (w[o, 0, 0], w[o, 0, 1], w[o, 0, 2], w[o, 1, 0], w[o, 1, 1], w[o, 1, 2], w[o, 2, 0], w[o, 2, 1], w[o, 2, 2])
 
 
 @njit(cache=True)
