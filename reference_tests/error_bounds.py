@@ -171,7 +171,7 @@ def _conv2d64(x, w, b, *args):
 
 def _conv2d_terms(layer, magnitude_in):
     return _conv2d64(magnitude_in, _abs64(layer.weight), _abs64(layer.bias), layer.stride, layer.padding,
-                  layer.dilation, layer.groups, layer.padding_mode)
+                     layer.dilation, layer.groups, layer.padding_mode)
 
 
 def _conv_transpose2d_terms(layer, magnitude_in, output_padding):

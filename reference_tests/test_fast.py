@@ -198,8 +198,8 @@ def test_depthwise_narrow_and_wide_grids_give_the_same_bits_and_counts(cfg, data
     """With zero padding, where `planes.narrow_fits` allows, the depthwise kernel computes on the
     narrow grid (the output's own plane, padding columns masked to zero) instead of the wide one
     (padded sub-planes, then a crop), and MobileNet's layers from x itself
-    (`stride1_channels` from 14 columns on, `stride2_channels`). All sum the same products in the same order and run the same
-    epilogue: the same bits, NaN and Inf included, and the same counts."""
+    (`stride1_channels` from 14 columns on, `stride2_channels`). All sum the same products in
+    the same order and run the same epilogue: the same bits, NaN and Inf included, and the same counts."""
     cfg = dataclasses.replace(cfg, padding_mode="zeros")
     dtype = data.draw(st.sampled_from((np.float32, np.float64)))
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype, values=data.draw(st.sampled_from(("normal", "special")))))
@@ -279,7 +279,8 @@ def test_rows_of_any_width_agree_on_every_way(height, width, stride, kernel, cha
                        (padding, padding), (dilation, dilation), "zeros", True)
     assume(min(_geometry(cfg).out_h, _geometry(cfg).out_w) > 0)
     x, w, b = data.draw(conv2d_arrays(cfg, dtype=dtype, values=values))
-    assume(_grids_agree(cfg, x, w, b, relu6=data.draw(st.booleans())))   # (at stride 1 a row too narrow for the kernel keeps the wide grid)
+    # (at stride 1 a row too narrow for the kernel keeps the wide grid: nothing to compare)
+    assume(_grids_agree(cfg, x, w, b, relu6=data.draw(st.booleans())))
 
 
 @given(data=st.data(), dtype=st.sampled_from((np.float32, np.float64)))

@@ -90,7 +90,7 @@ MIN_STRIDE1_WIDTH = 14
 @njit(cache=True, parallel=True)
 def depthwise(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y, sh, sw, pad_top, pad_left,
               padded_h, padded_w, mode, RJ, WJ, lead, top, offsets, pad_row, masks, blocks, threads):
-    # work: the address of `narrow_channels` or `channels` (`run`), called on each chunk
+    # work: the address of a chunk function (`CHUNKS`, picked by `run`), called on each chunk
     # x: (N, C, H, W)   w: (C*M, KH, KW)   bias, scale, shift: (C*M,)   y: (N, C*M, OH, OW) overwritten
     # the rest: `channels`' arguments   threads: how many chunks to split the (image, channel) pairs into
     N, C = x.shape[0], x.shape[1]
@@ -131,11 +131,11 @@ def depthwise_serial(work, x, w, bias, has_bias, scale, shift, affine, lo, hi, c
 def run(x, w, epilogue, y, steps, grid, threads):
     """The depthwise convolution of x (N, C, H, W) by w (C*M, KH, KW) into y (N, C*M, OH, OW),
     all C-contiguous of x's dtype: `stride1_channels`, `stride2_channels`, `narrow_channels` or
-    `channels`, as `layout` chose (`grid` is its result), on every (image, channel) pair, in `threads` chunks on Numba's pool, or on
-    the calling thread when `threads` is None or 1 (one chunk either way; entering the pool for
-    it cost 1.3 us a call, December 2026). epilogue: (bias, has_bias, scale, shift, affine,
-    lo, hi, clamp); steps: (sh, sw, pad_top, pad_left, padded_h, padded_w, mode). Returns the
-    five counts (module docstring).
+    `channels`, as `layout` chose (`grid` is its result), on every (image, channel) pair, in
+    `threads` chunks on Numba's pool, or on the calling thread when `threads` is None or 1 (one
+    chunk either way; entering the pool for it cost 1.3 us a call, December 2026). epilogue:
+    (bias, has_bias, scale, shift, affine, lo, hi, clamp); steps: (sh, sw, pad_top, pad_left,
+    padded_h, padded_w, mode). Returns the five counts (module docstring).
 
     The chunk function is reached through its address (`calls`): compiled once by itself, not
     again inside each of the two kernels around it. Its types follow from x's dtype, since every
@@ -180,9 +180,10 @@ def layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left, mode, direct
     if mode == 0 and narrow_fits(W, OW, KW, sw, dw, pad_left):
         RJ, lead, top, offsets, masks = narrow_layout(H, W, OH, OW, KH, KW, sh, sw, dh, dw, pad_top, pad_left)
         kind, WJ = "narrow", OW
-        if direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 2, 2, 1, 1, 1, 1):
+        mobilenet = direct and (KH, KW, dh, dw, pad_top, pad_left) == (3, 3, 1, 1, 1, 1)
+        if mobilenet and (sh, sw) == (2, 2):
             kind, blocks = "stride2", stride2_lanes(W, OW)
-        elif direct and (KH, KW, sh, sw, dh, dw, pad_top, pad_left) == (3, 3, 1, 1, 1, 1, 1, 1) and W >= MIN_STRIDE1_WIDTH:
+        elif mobilenet and (sh, sw) == (1, 1) and W >= MIN_STRIDE1_WIDTH:
             kind, blocks = "stride1", stride1_lanes(W, OW)
         elif sh == 2 and sw == 2:
             blocks = stride2_blocks(H, W, RJ, OW, lead, top)
@@ -288,12 +289,7 @@ def narrow_channels(x, w, bias, has_bias, scale, shift, affine, lo, hi, clamp, y
         if has_bias or affine or clamp:
             apply_planes(yf, start * M, count * M, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
         planes += count * M
-    padding_per_plane = 0
-    for i in range(OH):
-        padding_per_plane += pad_row[i]
-    kept = planes * L
-    return (KH * KW * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
-            2 * kept if clamp else 0)
+    return plane_counts(planes, L, KH * KW, pad_row, has_bias, affine, clamp)
 
 
 @njit(cache=True)
@@ -403,11 +399,18 @@ def direct_epilogue(yf, first, last, M, CO, L, pad_row, bias, has_bias, scale, s
     planes = (last - first) * M
     if has_bias or affine or clamp:
         apply_planes(yf, first * M, planes, CO, L, bias, has_bias, scale, shift, affine, lo, hi, clamp)
+    return plane_counts(planes, L, 9, pad_row, has_bias, affine, clamp)
+
+
+@njit(cache=True)
+def plane_counts(planes, L, taps, pad_row, has_bias, affine, clamp):
+    # the five counts (module docstring) of `planes` whole output planes of L pixels, each pixel
+    # the sum of `taps` products; pad_row: the padding taps of each output row of a plane
     padding_per_plane = 0
     for i in range(pad_row.shape[0]):
         padding_per_plane += pad_row[i]
     kept = planes * L
-    return (9 * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
+    return (taps * kept, planes * padding_per_plane, kept if has_bias else 0, kept if affine else 0,
             2 * kept if clamp else 0)
 
 

@@ -26,7 +26,8 @@ comparing lane numbers, was 33 -> 26 of that).
 `taps3x3_stride2` goes one step further for MobileNet's stride-2 layers (3x3, padding 1):
 it splits the three input rows an output row reads in registers, as above, and computes
 LANES outputs from them, the nine products summed in the reference's order, with no copy at
-all (`depthwise.stride2_channels`).
+all (`depthwise.stride2_channels`). `taps3x3_stride1` does the same at stride 1 for two
+output rows from the four input rows they read (`depthwise.stride1_channels`).
 
 Indices are unsigned (uint64), as in the kernels that call these, and are not checked: the
 caller keeps them in bounds.
@@ -52,45 +53,80 @@ def _pointer_suffix(vector: ir.VectorType, elem) -> str:
     return "p0"
 
 
-def _lanes_below(builder, count, width):
-    # the <width x i1> mask of lanes 0 .. count-1 (count: i64, at most width <= 32): the bits
-    # of 2**count - 1, which AVX-512 moves into a mask register as they are
-    bits = builder.sub(builder.shl(ir.Constant(_I64, 1), count), ir.Constant(_I64, 1))
+def _mask_from_bits(builder, bits, width):
+    # the <width x i1> mask whose lane l is bit l of `bits` (i64, width <= 32): AVX-512 moves
+    # the bits into a mask register as they are
     return builder.bitcast(builder.trunc(bits, ir.IntType(width)), ir.VectorType(ir.IntType(1), width))
 
 
-def _split(context, builder, signature, args, masked):
-    # the IR shared by both intrinsics; args: src, s0, dst, e0, o0 (, ne, no)
-    src_type, dst_type = signature.args[0], signature.args[2]
-    src = context.make_array(src_type)(context, builder, args[0])
-    dst = context.make_array(dst_type)(context, builder, args[2])
-    elem = context.get_data_type(src_type.dtype)
+def _lanes_below(builder, count, width):
+    # the <width x i1> mask of lanes 0 .. count-1 (count: i64, at most width): 2**count - 1
+    return _mask_from_bits(builder, builder.sub(builder.shl(ir.Constant(_I64, 1), count), ir.Constant(_I64, 1)), width)
+
+
+def _masked_load(context, builder, data, elem, index, lanes, width):
+    """data[index :][:width] (data: a pointer to `elem`) under the <width x i1> mask `lanes`,
+    zeros in the lanes masked off, which are never read: there the pointer may precede or pass
+    the array (llvm.masked.load)."""
+    vector = ir.VectorType(elem, width)
+    pointer = builder.bitcast(builder.gep(data, [index]), vector.as_pointer())
+    load = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vector, [pointer.type, _I32, lanes.type, vector]),
+        f"llvm.masked.load.v{width}{elem.intrinsic_name}.{_pointer_suffix(vector, elem)}")
     align = ir.Constant(_I32, context.get_abi_sizeof(elem))
-    s0, e0, o0 = (context.cast(builder, args[k], signature.args[k], types.uint64) for k in (1, 3, 4))
-    pair, phase = ir.VectorType(elem, 2 * LANES), ir.VectorType(elem, LANES)
-    source = builder.bitcast(builder.gep(src.data, [s0]), pair.as_pointer())
-    if masked:
-        ne, no = (context.cast(builder, args[k], signature.args[k], types.uint64) for k in (5, 6))
-        # ne - no is 0 or 1 (the caller's contract): the pairs read are exactly lanes < ne + no
-        load_type = ir.FunctionType(pair, [source.type, _I32, ir.VectorType(ir.IntType(1), 2 * LANES), pair])
-        load = cgutils.get_or_insert_function(
-            builder.module, load_type, f"llvm.masked.load.v{2 * LANES}{elem.intrinsic_name}.{_pointer_suffix(pair, elem)}")
-        both = builder.call(load, [source, align, _lanes_below(builder, builder.add(ne, no), 2 * LANES),
-                                   ir.Constant(pair, ir.Undefined)])
-    else:
-        both = builder.load(source, align=align.constant)
-    evens = builder.shuffle_vector(both, both, ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2))))
-    odds = builder.shuffle_vector(both, both, ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2))))
-    for start, values, count in ((e0, evens, 5), (o0, odds, 6)):
-        target = builder.bitcast(builder.gep(dst.data, [start]), phase.as_pointer())
-        if masked:
-            store_type = ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(ir.IntType(1), LANES)])
-            store = cgutils.get_or_insert_function(
-                builder.module, store_type,
-                f"llvm.masked.store.v{LANES}{elem.intrinsic_name}.{_pointer_suffix(phase, elem)}")
-            builder.call(store, [values, target, align, _lanes_below(builder, (ne, no)[count - 5], LANES)])
+    return builder.call(load, [pointer, align, lanes, ir.Constant(vector, None)])
+
+
+def _masked_store(context, builder, data, elem, index, values, lanes):
+    """data[index + t] = values[t] in the lanes t of the mask `lanes`, nothing else written
+    (llvm.masked.store)."""
+    pointer = builder.bitcast(builder.gep(data, [index]), values.type.as_pointer())
+    store = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [values.type, pointer.type, _I32, lanes.type]),
+        f"llvm.masked.store.v{values.type.count}{elem.intrinsic_name}.{_pointer_suffix(values.type, elem)}")
+    builder.call(store, [values, pointer, ir.Constant(_I32, context.get_abi_sizeof(elem)), lanes])
+
+
+_LANE_PICKS = [ir.Constant(ir.VectorType(_I32, LANES), list(range(k, 2 * LANES, 2))) for k in (0, 1)]   # evens, odds
+
+
+def _evens_odds(builder, pair):
+    # the even and the odd lanes of a <2*LANES> vector, two <LANES> vectors
+    return tuple(builder.shuffle_vector(pair, pair, picks) for picks in _LANE_PICKS)
+
+
+def _unpack(context, builder, signature, args, arrays, tuples=()):
+    # the data pointers of the array arguments at `arrays`, the elements of the tuple arguments
+    # at `tuples`, every other argument as uint64
+    out = []
+    for k, (value, kind) in enumerate(zip(args, signature.args)):
+        if k in arrays:
+            out.append(context.make_array(kind)(context, builder, value).data)
+        elif k in tuples:
+            out.append([builder.extract_value(value, i) for i in range(kind.count)])
         else:
-            builder.store(values, target, align=align.constant)
+            out.append(context.cast(builder, value, kind, types.uint64))
+    return out
+
+
+def _split(context, builder, signature, args, masked):
+    # the IR of both split intrinsics; args: src, s0, dst, e0, o0 (, ne, no)
+    src, s0, dst, e0, o0, *counts = _unpack(context, builder, signature, args, (0, 2))
+    elem = context.get_data_type(signature.args[0].dtype)
+    if masked:
+        # ne - no is 0 or 1 (the caller's contract): the pairs read are exactly lanes < ne + no
+        ne, no = counts
+        pair = _masked_load(context, builder, src, elem, s0, _lanes_below(builder, builder.add(ne, no), 2 * LANES),
+                            2 * LANES)
+    else:
+        source = builder.bitcast(builder.gep(src, [s0]), ir.VectorType(elem, 2 * LANES).as_pointer())
+        pair = builder.load(source, align=context.get_abi_sizeof(elem))
+    for start, values, count in zip((e0, o0), _evens_odds(builder, pair), counts or (None, None)):
+        if masked:
+            _masked_store(context, builder, dst, elem, start, values, _lanes_below(builder, count, LANES))
+        else:
+            target = builder.bitcast(builder.gep(dst, [start]), values.type.as_pointer())
+            builder.store(values, target, align=context.get_abi_sizeof(elem))
     return context.get_dummy_value()
 
 
@@ -112,23 +148,13 @@ def split_pairs_full(typingctx, src, s0, dst, e0, o0):
     return types.void(src, s0, dst, e0, o0), codegen
 
 
-def _mask_from_bits(builder, bits, width):
-    # the <width x i1> mask whose lane l is bit l of `bits` (i64)
-    return builder.bitcast(builder.trunc(bits, ir.IntType(width)), ir.VectorType(ir.IntType(1), width))
-
-
 def _row_load(context, builder, x, elem, start, offset, mask, present, width):
     """x[start + offset :][:width] (x: the data pointer) under the lane mask `mask` (bits),
     zeros elsewhere, and everywhere unless `present` (i1). The pointer may precede the array
     (offset < 0 at the first column); those lanes are masked off, never read."""
-    vector = ir.VectorType(elem, width)
     bits = builder.select(present, mask, ir.Constant(_I64, 0))
-    pointer = builder.bitcast(builder.gep(x, [builder.add(start, ir.Constant(_I64, offset))]), vector.as_pointer())
-    load = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(vector, [pointer.type, _I32, ir.VectorType(ir.IntType(1), width), vector]),
-        f"llvm.masked.load.v{width}{elem.intrinsic_name}.{_pointer_suffix(vector, elem)}")
-    return builder.call(load, [pointer, ir.Constant(_I32, context.get_abi_sizeof(elem)),
-                               _mask_from_bits(builder, bits, width), ir.Constant(vector, None)])
+    return _masked_load(context, builder, x, elem, builder.add(start, ir.Constant(_I64, offset)),
+                        _mask_from_bits(builder, bits, width), width)
 
 
 def _weighted_sum(builder, taps, weights, elem):
@@ -142,30 +168,6 @@ def _weighted_sum(builder, taps, weights, elem):
         product = builder.fmul(tap, splat)
         total = product if total is None else builder.fadd(total, product)
     return total
-
-
-def _store(context, builder, y, elem, at, values, lanes):
-    """y[at + t] = values[t] for t < lanes (y: the data pointer), nothing else written."""
-    phase = ir.VectorType(elem, LANES)
-    target = builder.bitcast(builder.gep(y, [at]), phase.as_pointer())
-    store = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [phase, target.type, _I32, ir.VectorType(ir.IntType(1), LANES)]),
-        f"llvm.masked.store.v{LANES}{elem.intrinsic_name}.{_pointer_suffix(phase, elem)}")
-    builder.call(store, [values, target, ir.Constant(_I32, context.get_abi_sizeof(elem)), _lanes_below(builder, lanes, LANES)])
-
-
-def _unpack(context, builder, signature, args, arrays, tuples):
-    # the data pointers of the array arguments at `arrays`, the elements of the tuple arguments
-    # at `tuples`, every other argument as uint64
-    out = []
-    for k, (value, kind) in enumerate(zip(args, signature.args)):
-        if k in arrays:
-            out.append(context.make_array(kind)(context, builder, value).data)
-        elif k in tuples:
-            out.append([builder.extract_value(value, i) for i in range(kind.count)])
-        else:
-            out.append(context.cast(builder, value, kind, types.uint64))
-    return out
 
 
 def _present(builder, rows, p):
@@ -191,17 +193,14 @@ def taps3x3_stride2(typingctx, x, row0, row1, row2, rows, before, after, weights
     def codegen(context, builder, signature, args):
         xd, *starts, rows, before, after, weights, yd, at, n = _unpack(context, builder, signature, args, (0, 8), (7,))
         elem = context.get_data_type(signature.args[0].dtype)
-        evens = ir.Constant(ir.VectorType(_I32, LANES), list(range(0, 2 * LANES, 2)))
-        odds = ir.Constant(ir.VectorType(_I32, LANES), list(range(1, 2 * LANES, 2)))
         taps = []
         for p in range(3):
             present = _present(builder, rows, p)
             first = _row_load(context, builder, xd, elem, starts[p], -2, before, present, 2 * LANES)
             second = _row_load(context, builder, xd, elem, starts[p], 0, after, present, 2 * LANES)
-            taps += [builder.shuffle_vector(first, first, odds),       # q = 0
-                     builder.shuffle_vector(second, second, evens),    # q = 1
-                     builder.shuffle_vector(second, second, odds)]     # q = 2
-        _store(context, builder, yd, elem, at, _weighted_sum(builder, taps, weights, elem), n)
+            taps += [_evens_odds(builder, first)[1], *_evens_odds(builder, second)]     # q = 0, 1, 2
+        _masked_store(context, builder, yd, elem, at, _weighted_sum(builder, taps, weights, elem),
+                      _lanes_below(builder, n, LANES))
         return context.get_dummy_value()
     return types.void(x, row0, row1, row2, rows, before, after, weights, y, at, n), codegen
 
@@ -230,6 +229,7 @@ def taps3x3_stride1(typingctx, x, row0, row1, row2, row3, rows, left, middle, ri
                   for q, mask in enumerate((left, middle, right))] for k in range(4)]
         for r, (target, lanes) in enumerate(((at, n), (builder.add(at, pitch), builder.mul(n, both)))):
             taps = [reads[r + p][q] for p in range(3) for q in range(3)]
-            _store(context, builder, yd, elem, target, _weighted_sum(builder, taps, weights, elem), lanes)
+            _masked_store(context, builder, yd, elem, target, _weighted_sum(builder, taps, weights, elem),
+                          _lanes_below(builder, lanes, LANES))
         return context.get_dummy_value()
     return types.void(x, row0, row1, row2, row3, rows, left, middle, right, weights, y, at, pitch, n, both), codegen
